@@ -1,0 +1,11 @@
+"""Imports every check module so that their checks register (see :mod:`okeguard.checks.registry`)."""
+
+from okeguard.checks import (  # noqa: F401
+    cluster,
+    images,
+    kubeconfig,
+    network,
+    rbac,
+    secrets,
+    workloads,
+)

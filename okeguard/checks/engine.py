@@ -1,0 +1,131 @@
+"""Running the registered checks over an inventory and turning their hits into findings."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from okeguard.checks.model import Finding, ResourceRef, Severity, Status, fingerprint
+from okeguard.checks.registry import CheckContext, CheckSpec, Hit, all_checks
+from okeguard.config import Config
+from okeguard.inventory.model import Inventory
+
+EXEMPT_ANNOTATION = "okeguard.io/exempt"
+EXEMPT_REASON_ANNOTATION = "okeguard.io/exempt-reason"
+
+
+@dataclass(frozen=True)
+class CheckRun:
+    """The outcome of running checks on one inventory."""
+
+    findings: list[Finding]
+    checks_run: list[str]
+    not_applicable: list[str] = field(default_factory=list)
+
+
+def _exemption(hit: Hit, check_id: str) -> str | None:
+    """The exemption reason when the subject's annotations exempt this check, else None."""
+    sources = []
+    if hit.subject is not None:
+        sources.append(hit.subject.annotations)
+    if hit.extra_subject_annotations:
+        sources.append(dict(hit.extra_subject_annotations))
+    for annotations in sources:
+        listed = annotations.get(EXEMPT_ANNOTATION)
+        if not listed:
+            continue
+        ids = {part.strip() for part in str(listed).split(",")}
+        if check_id in ids or "*" in ids:
+            return str(annotations.get(EXEMPT_REASON_ANNOTATION) or "no reason given")
+    return None
+
+
+def _in_namespaces(resource: ResourceRef, namespaces: Collection[str]) -> bool:
+    if resource.namespace is not None:
+        return resource.namespace in namespaces
+    return resource.kind == "Namespace" and resource.name in namespaces
+
+
+def _gap_findings(spec: CheckSpec, inventory: Inventory) -> list[Hit]:
+    hits = []
+    for gap in inventory.gaps:
+        if gap.kind in spec.reads:
+            hits.append(
+                Hit(
+                    ResourceRef(gap.kind, None, "*"),
+                    f"could not evaluate: {gap.kind} objects could not be read ({gap.reason})",
+                    status=Status.UNKNOWN,
+                )
+            )
+    return hits
+
+
+def run_checks(
+    inventory: Inventory,
+    config: Config,
+    *,
+    now: datetime,
+    only: Collection[str] | None = None,
+    namespaces: Collection[str] | None = None,
+) -> CheckRun:
+    """Run every enabled check (or only the ids in ``only``) and return sorted findings.
+
+    Checks whose input kinds could not be read report one ``unknown`` finding per missing kind
+    instead of running; whole-cluster checks are not applicable to a set of manifests.
+    """
+    ctx = CheckContext(inventory=inventory, config=config, now=now)
+    disabled = set(config.checks.disabled)
+    findings: list[Finding] = []
+    checks_run: list[str] = []
+    not_applicable: list[str] = []
+    for spec in all_checks():
+        if (only is not None and spec.id not in only) or spec.id in disabled:
+            continue
+        if spec.whole_cluster and not inventory.whole_cluster:
+            not_applicable.append(spec.id)
+            continue
+        checks_run.append(spec.id)
+        gaps = _gap_findings(spec, inventory)
+        hits: Iterable[Hit] = gaps if gaps else spec.func(ctx)
+        findings.extend(_to_findings(spec, hits, inventory.cluster, namespaces))
+    findings.sort(key=_sort_key)
+    return CheckRun(findings, checks_run, not_applicable)
+
+
+def _to_findings(
+    spec: CheckSpec, hits: Iterable[Hit], cluster: str, namespaces: Collection[str] | None
+) -> Iterable[Finding]:
+    for hit in hits:
+        if namespaces and not _in_namespaces(hit.resource, namespaces):
+            continue
+        status = hit.status
+        reason = None
+        if status is Status.OPEN:
+            reason = _exemption(hit, spec.id)
+            if reason is not None:
+                status = Status.EXEMPT
+        yield Finding(
+            check_id=spec.id,
+            severity=hit.severity or spec.severity,
+            status=status,
+            cluster=cluster,
+            resource=hit.resource,
+            message=hit.message,
+            practice=spec.practice,
+            remediation=spec.remediation,
+            fingerprint=fingerprint(spec.id, cluster, hit.resource),
+            exempt_reason=reason,
+            origin=hit.subject.origin if hit.subject is not None else None,
+        )
+
+
+def _sort_key(f: Finding) -> tuple[int, str, str, str, str, str]:
+    r = f.resource
+    return (-f.severity.rank, f.check_id, r.namespace or "", r.kind, r.name, r.container or "")
+
+
+def worst_open(findings: Iterable[Finding]) -> Severity | None:
+    """The highest severity among open findings, or None when nothing is open."""
+    ranks = [f.severity for f in findings if f.status is Status.OPEN]
+    return max(ranks, key=lambda s: s.rank) if ranks else None

@@ -1,0 +1,121 @@
+"""The check registry: each check is a pure function of a :class:`CheckContext`, plus its metadata.
+
+A check is registered with :func:`check`, which records its id, title, practice, default
+severity, remediation and the kinds it reads. The function yields :class:`Hit` values; the engine
+turns them into findings (fingerprint, exemption, namespace filter).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from okeguard.checks.model import ResourceRef, Severity, Status
+from okeguard.config import Config
+from okeguard.inventory.model import Inventory, K8sObject, Workload
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """What a check reports about one resource.
+
+    ``subject`` is the object whose ``okeguard.io/exempt`` annotation may exempt the finding;
+    ``severity`` overrides the check's default (graded checks); ``status`` is ``UNKNOWN`` when the
+    check could not look.
+    """
+
+    resource: ResourceRef
+    message: str
+    subject: K8sObject | None = None
+    severity: Severity | None = None
+    status: Status = Status.OPEN
+    extra_subject_annotations: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class CheckContext:
+    """What a check sees: the inventory, the configuration and the evaluation time."""
+
+    inventory: Inventory
+    config: Config
+    now: datetime
+
+    def workloads(self) -> Iterator[Workload]:
+        """Workloads subject to workload checks (system namespaces left out unless configured)."""
+        settings = self.config.checks
+        skip = () if settings.include_system_namespaces else settings.system_namespaces
+        for workload in self.inventory.workloads:
+            if workload.namespace not in skip:
+                yield workload
+
+
+CheckFunc = Callable[[CheckContext], Iterable[Hit]]
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    """A registered check and its metadata (the source of ``docs/checks.md``)."""
+
+    id: str
+    title: str
+    practice: tuple[str, ...]
+    severity: Severity
+    remediation: str
+    reads: tuple[str, ...]
+    whole_cluster: bool
+    severity_note: str | None
+    description: str
+    func: CheckFunc
+
+
+_REGISTRY: dict[str, CheckSpec] = {}
+
+
+def check(
+    *,
+    id: str,
+    title: str,
+    practice: str | tuple[str, ...],
+    severity: Severity,
+    remediation: str = "guidance",
+    reads: tuple[str, ...] = (),
+    whole_cluster: bool = False,
+    severity_note: str | None = None,
+) -> Callable[[CheckFunc], CheckFunc]:
+    """Register a check. ``reads`` lists the kinds it needs (a failed listing makes it ``unknown``);
+    ``whole_cluster`` checks only run on a whole-cluster view (live or snapshot), not on manifests.
+    """
+
+    def register(func: CheckFunc) -> CheckFunc:
+        if id in _REGISTRY:
+            raise ValueError(f"check id registered twice: {id}")
+        _REGISTRY[id] = CheckSpec(
+            id=id,
+            title=title,
+            practice=(practice,) if isinstance(practice, str) else practice,
+            severity=severity,
+            remediation=remediation,
+            reads=reads,
+            whole_cluster=whole_cluster,
+            severity_note=severity_note,
+            description=inspect.cleandoc(func.__doc__ or title),
+            func=func,
+        )
+        return func
+
+    return register
+
+
+def all_checks() -> list[CheckSpec]:
+    """Every registered check, sorted by id."""
+    import okeguard.checks.catalogue  # noqa: F401  (registers the checks)
+
+    return sorted(_REGISTRY.values(), key=lambda spec: spec.id)
+
+
+def get_check(check_id: str) -> CheckSpec | None:
+    """The check with this id, or None."""
+    all_checks()
+    return _REGISTRY.get(check_id)

@@ -1,0 +1,403 @@
+"""The typed, in-memory model of one cluster's state that every check reads.
+
+An :class:`Inventory` is built once from any source (manifests, a snapshot, a live cluster) by
+:func:`build_inventory`. Derived views that many checks need (workloads with their effective
+security contexts, objects by kind, RBAC bindings) are computed once, at build time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+Obj = Mapping[str, Any]
+
+# Kinds okeguard reads, with the apiVersion the live collector lists them at.
+SUPPORTED_KINDS: Mapping[str, str] = {
+    "Namespace": "v1",
+    "Node": "v1",
+    "Pod": "v1",
+    "ServiceAccount": "v1",
+    "Secret": "v1",
+    "ConfigMap": "v1",
+    "Service": "v1",
+    "Deployment": "apps/v1",
+    "StatefulSet": "apps/v1",
+    "DaemonSet": "apps/v1",
+    "ReplicaSet": "apps/v1",
+    "Job": "batch/v1",
+    "CronJob": "batch/v1",
+    "Role": "rbac.authorization.k8s.io/v1",
+    "ClusterRole": "rbac.authorization.k8s.io/v1",
+    "RoleBinding": "rbac.authorization.k8s.io/v1",
+    "ClusterRoleBinding": "rbac.authorization.k8s.io/v1",
+    "Ingress": "networking.k8s.io/v1",
+    "NetworkPolicy": "networking.k8s.io/v1",
+}
+CLUSTER_SCOPED_KINDS = frozenset(
+    {
+        "Namespace",
+        "Node",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "PersistentVolume",
+        "StorageClass",
+        "CustomResourceDefinition",
+        "PriorityClass",
+        "IngressClass",
+        "RuntimeClass",
+        "ValidatingWebhookConfiguration",
+        "MutatingWebhookConfiguration",
+        "APIService",
+        "CSIDriver",
+        "PodSecurityPolicy",
+    }
+)
+WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "Pod")
+
+ContainerKind = Literal["container", "initContainer", "ephemeralContainer"]
+CONTAINER_FIELDS: tuple[tuple[str, ContainerKind], ...] = (
+    ("containers", "container"),
+    ("initContainers", "initContainer"),
+    ("ephemeralContainers", "ephemeralContainer"),
+)
+
+
+def parse_time(value: object) -> datetime | None:
+    """Parse a Kubernetes RFC 3339 timestamp (``2024-05-01T10:00:00Z``) to an aware datetime."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class K8sObject:
+    """One Kubernetes object as read, with secret values already redacted.
+
+    ``origin`` is where it came from (``path:line`` for a manifest), used to point findings at
+    files in SARIF and markdown output.
+    """
+
+    api_version: str
+    kind: str
+    namespace: str | None
+    name: str
+    raw: Obj
+    origin: str | None = None
+
+    @property
+    def metadata(self) -> Obj:
+        return self.raw.get("metadata") or {}
+
+    @property
+    def labels(self) -> Mapping[str, str]:
+        return self.metadata.get("labels") or {}
+
+    @property
+    def annotations(self) -> Mapping[str, str]:
+        return self.metadata.get("annotations") or {}
+
+    @property
+    def spec(self) -> Obj:
+        return self.raw.get("spec") or {}
+
+    @property
+    def created_at(self) -> datetime | None:
+        return parse_time(self.metadata.get("creationTimestamp"))
+
+    def controller_owner(self) -> tuple[str, str] | None:
+        """(kind, name) of the owner reference marked ``controller: true``, if any."""
+        for ref in self.metadata.get("ownerReferences") or ():
+            if ref.get("controller"):
+                return str(ref.get("kind")), str(ref.get("name"))
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class EffectiveSecurityContext:
+    """A container's security settings after pod-to-container inheritance.
+
+    ``run_as_user``, ``run_as_non_root``, ``run_as_group`` and ``seccomp_profile`` fall back to the
+    pod's ``securityContext`` as Kubernetes defines; the rest exist only on the container.
+    Capabilities are upper-case without the ``CAP_`` prefix.
+    """
+
+    run_as_user: int | None
+    run_as_non_root: bool | None
+    run_as_group: int | None
+    seccomp_profile: str | None
+    privileged: bool | None
+    allow_privilege_escalation: bool | None
+    read_only_root_filesystem: bool | None
+    capabilities_add: tuple[str, ...]
+    capabilities_drop: tuple[str, ...]
+
+
+def _capabilities(values: object) -> tuple[str, ...]:
+    if not isinstance(values, list):
+        return ()
+    out = []
+    for value in values:
+        cap = str(value).strip().upper()
+        out.append(cap[4:] if cap.startswith("CAP_") else cap)
+    return tuple(out)
+
+
+def _int_or_none(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _bool_or_none(value: object) -> bool | None:
+    return value if isinstance(value, bool) else None
+
+
+def effective_security_context(pod_spec: Obj, container: Obj) -> EffectiveSecurityContext:
+    """Resolve one container's effective security context from its own and its pod's settings."""
+    pod_sc: Obj = pod_spec.get("securityContext") or {}
+    sc: Obj = container.get("securityContext") or {}
+
+    def inherited(key: str) -> Any:
+        value = sc.get(key)
+        return pod_sc.get(key) if value is None else value
+
+    seccomp = inherited("seccompProfile")
+    caps: Obj = sc.get("capabilities") or {}
+    return EffectiveSecurityContext(
+        run_as_user=_int_or_none(inherited("runAsUser")),
+        run_as_non_root=_bool_or_none(inherited("runAsNonRoot")),
+        run_as_group=_int_or_none(inherited("runAsGroup")),
+        seccomp_profile=str(seccomp.get("type")) if isinstance(seccomp, Mapping) else None,
+        privileged=_bool_or_none(sc.get("privileged")),
+        allow_privilege_escalation=_bool_or_none(sc.get("allowPrivilegeEscalation")),
+        read_only_root_filesystem=_bool_or_none(sc.get("readOnlyRootFilesystem")),
+        capabilities_add=_capabilities(caps.get("add")),
+        capabilities_drop=_capabilities(caps.get("drop")),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Container:
+    """One container of a workload, with where it sits and its effective security context."""
+
+    name: str
+    kind: ContainerKind
+    spec: Obj
+    security: EffectiveSecurityContext
+
+    @property
+    def image(self) -> str:
+        return str(self.spec.get("image") or "")
+
+
+@dataclass(frozen=True, slots=True)
+class Workload:
+    """Something that runs pods: a controller (with its pod template) or a bare Pod.
+
+    Pods owned by a controller in the inventory are folded into it; the ephemeral containers of
+    such pods (``kubectl debug``) are added to the controller's containers so they are still seen.
+    """
+
+    obj: K8sObject
+    pod_metadata: Obj
+    pod_spec: Obj
+    containers: tuple[Container, ...]
+
+    @property
+    def kind(self) -> str:
+        return self.obj.kind
+
+    @property
+    def namespace(self) -> str:
+        return self.obj.namespace or "default"
+
+    @property
+    def name(self) -> str:
+        return self.obj.name
+
+    @property
+    def pod_labels(self) -> Mapping[str, str]:
+        return self.pod_metadata.get("labels") or {}
+
+    @property
+    def service_account(self) -> str:
+        spec = self.pod_spec
+        return str(spec.get("serviceAccountName") or spec.get("serviceAccount") or "default")
+
+
+def pod_template(obj: K8sObject) -> tuple[Obj, Obj] | None:
+    """(pod metadata, pod spec) of a workload object, or None for other kinds."""
+    spec = obj.spec
+    if obj.kind == "Pod":
+        return obj.metadata, spec
+    if obj.kind == "CronJob":
+        template = ((spec.get("jobTemplate") or {}).get("spec") or {}).get("template") or {}
+    elif obj.kind in WORKLOAD_KINDS:
+        template = spec.get("template") or {}
+    else:
+        return None
+    return template.get("metadata") or {}, template.get("spec") or {}
+
+
+def _containers(pod_spec: Obj, extra_ephemeral: Sequence[Obj] = ()) -> tuple[Container, ...]:
+    out: list[Container] = []
+    seen_ephemeral: set[str] = set()
+    for field_name, kind in CONTAINER_FIELDS:
+        items = list(pod_spec.get(field_name) or ())
+        if kind == "ephemeralContainer":
+            items += list(extra_ephemeral)
+        for spec in items:
+            if not isinstance(spec, Mapping):
+                continue
+            name = str(spec.get("name") or "")
+            if kind == "ephemeralContainer":
+                if name in seen_ephemeral:
+                    continue
+                seen_ephemeral.add(name)
+            out.append(Container(name, kind, spec, effective_security_context(pod_spec, spec)))
+    return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class KubeconfigUser:
+    """How one kubeconfig user authenticates; never the credential itself.
+
+    ``auth`` lists the mechanisms present: ``exec``, ``token``, ``token-file``, ``password``,
+    ``client-key``, ``auth-provider``.
+    """
+
+    name: str
+    auth: tuple[str, ...]
+    exec_command: str | None = None
+    exec_args: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """Something that could not be read; checks that needed it report ``unknown``."""
+
+    source: str
+    kind: str | None
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class SourceInfo:
+    """Where an inventory came from: ``type`` is manifests, snapshot, live or demo."""
+
+    type: str
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """Everything the checks may look at for one cluster. Build it with :func:`build_inventory`."""
+
+    cluster: str
+    source: SourceInfo
+    objects: Mapping[str, tuple[K8sObject, ...]]
+    whole_cluster: bool
+    captured_at: datetime | None = None
+    kubeconfig_users: tuple[KubeconfigUser, ...] | None = None
+    gaps: tuple[Gap, ...] = ()
+    skipped_kinds: Mapping[str, int] = field(default_factory=dict)
+    workloads: tuple[Workload, ...] = ()
+    _index: Mapping[tuple[str, str | None, str], K8sObject] = field(default_factory=dict, repr=False)
+
+    def of_kind(self, *kinds: str) -> Iterator[K8sObject]:
+        """Objects of the given kinds, in load order per kind."""
+        for kind in kinds:
+            yield from self.objects.get(kind, ())
+
+    def get(self, kind: str, namespace: str | None, name: str) -> K8sObject | None:
+        """Look one object up by identity."""
+        return self._index.get((kind, namespace, name))
+
+    def has_kind_data(self, kind: str) -> bool:
+        """False when listing ``kind`` failed, so checks over it must report ``unknown``."""
+        return not any(gap.kind == kind for gap in self.gaps)
+
+    @property
+    def object_count(self) -> int:
+        return sum(len(items) for items in self.objects.values())
+
+
+def _fold_target(
+    obj: K8sObject, index: Mapping[tuple[str, str | None, str], K8sObject]
+) -> K8sObject | None:
+    """The controller in the inventory that reports for ``obj``, following owner chains."""
+    target: K8sObject | None = None
+    current = obj
+    for _ in range(4):  # Pod -> ReplicaSet -> Deployment, Pod -> Job -> CronJob
+        owner = current.controller_owner()
+        if owner is None:
+            break
+        found = index.get((owner[0], current.namespace, owner[1]))
+        if found is None or found.kind not in WORKLOAD_KINDS:
+            break
+        target = current = found
+    return target
+
+
+def build_inventory(
+    objects: Iterable[K8sObject],
+    *,
+    cluster: str,
+    source: SourceInfo,
+    whole_cluster: bool,
+    captured_at: datetime | None = None,
+    kubeconfig_users: Sequence[KubeconfigUser] | None = None,
+    gaps: Sequence[Gap] = (),
+    skipped_kinds: Mapping[str, int] | None = None,
+) -> Inventory:
+    """Group objects by kind, index them, and derive the workloads (folding owned pods)."""
+    by_kind: dict[str, list[K8sObject]] = {}
+    index: dict[tuple[str, str | None, str], K8sObject] = {}
+    for obj in objects:
+        key = (obj.kind, obj.namespace, obj.name)
+        if key in index:  # the same object twice (e.g. two manifests): the last one wins
+            by_kind[obj.kind] = [o for o in by_kind[obj.kind] if o is not index[key]]
+        index[key] = obj
+        by_kind.setdefault(obj.kind, []).append(obj)
+
+    extra_ephemeral: dict[int, list[Obj]] = {}
+    folded: set[int] = set()
+    for kind in WORKLOAD_KINDS:
+        for obj in by_kind.get(kind, ()):
+            target = _fold_target(obj, index)
+            if target is None:
+                continue
+            folded.add(id(obj))
+            if obj.kind == "Pod":
+                ephemeral = obj.spec.get("ephemeralContainers") or ()
+                extra_ephemeral.setdefault(id(target), []).extend(ephemeral)
+
+    workloads: list[Workload] = []
+    for kind in WORKLOAD_KINDS:
+        for obj in by_kind.get(kind, ()):
+            if id(obj) in folded:
+                continue
+            template = pod_template(obj)
+            if template is None:
+                continue
+            meta, spec = template
+            containers = _containers(spec, extra_ephemeral.get(id(obj), ()))
+            workloads.append(Workload(obj, meta, spec, containers))
+
+    return Inventory(
+        cluster=cluster,
+        source=source,
+        objects={kind: tuple(items) for kind, items in by_kind.items()},
+        whole_cluster=whole_cluster,
+        captured_at=captured_at,
+        kubeconfig_users=tuple(kubeconfig_users) if kubeconfig_users is not None else None,
+        gaps=tuple(gaps),
+        skipped_kinds=dict(skipped_kinds or {}),
+        workloads=tuple(workloads),
+        _index=index,
+    )
