@@ -48,7 +48,8 @@ class ChecksConfig(_Strict):
         "come from; the check is off while this is empty.",
     )
     denied_capabilities: tuple[str, ...] = Field(
-        (), description="`k8s.dangerous-capabilities`: capabilities denied on top of the built-in list."
+        (),
+        description="`k8s.dangerous-capabilities`: capabilities denied on top of the built-in list.",
     )
     disabled: tuple[str, ...] = Field((), description="Check ids never run.")
 

@@ -31,13 +31,13 @@ def _exemption(hit: Hit, check_id: str) -> str | None:
         sources.append(hit.subject.annotations)
     if hit.extra_subject_annotations:
         sources.append(dict(hit.extra_subject_annotations))
-    for annotations in sources:
-        listed = annotations.get(EXEMPT_ANNOTATION)
+    for source in sources:
+        listed = source.get(EXEMPT_ANNOTATION)
         if not listed:
             continue
         ids = {part.strip() for part in str(listed).split(",")}
         if check_id in ids or "*" in ids:
-            return str(annotations.get(EXEMPT_REASON_ANNOTATION) or "no reason given")
+            return str(source.get(EXEMPT_REASON_ANNOTATION) or "no reason given")
     return None
 
 

@@ -30,7 +30,13 @@ class Severity(StrEnum):
             raise ValueError(f"unknown severity '{value}' (expected one of: {names})") from None
 
 
-_RANK = {Severity.CRITICAL: 4, Severity.HIGH: 3, Severity.MEDIUM: 2, Severity.LOW: 1, Severity.INFO: 0}
+_RANK = {
+    Severity.CRITICAL: 4,
+    Severity.HIGH: 3,
+    Severity.MEDIUM: 2,
+    Severity.LOW: 1,
+    Severity.INFO: 0,
+}
 SEVERITIES_DESC = sorted(Severity, key=lambda s: -s.rank)
 
 

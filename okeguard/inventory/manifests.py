@@ -80,9 +80,9 @@ def parse_manifest_text(
 def _files(path: Path) -> Iterator[Path]:
     if path.is_dir():
         for child in sorted(path.rglob("*")):
-            if child.suffix.lower() in MANIFEST_SUFFIXES and child.is_file():
-                if not any(part.startswith(".") for part in child.relative_to(path).parts):
-                    yield child
+            hidden = any(part.startswith(".") for part in child.relative_to(path).parts)
+            if child.suffix.lower() in MANIFEST_SUFFIXES and child.is_file() and not hidden:
+                yield child
     else:
         yield path
 

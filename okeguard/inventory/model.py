@@ -189,6 +189,7 @@ class Container:
     kind: ContainerKind
     spec: Obj
     security: EffectiveSecurityContext
+    path: str = ""  # e.g. "spec.template.spec.containers[0]", for messages
 
     @property
     def image(self) -> str:
@@ -244,14 +245,26 @@ def pod_template(obj: K8sObject) -> tuple[Obj, Obj] | None:
     return template.get("metadata") or {}, template.get("spec") or {}
 
 
-def _containers(pod_spec: Obj, extra_ephemeral: Sequence[Obj] = ()) -> tuple[Container, ...]:
+POD_SPEC_PATHS = {
+    "Pod": "spec",
+    "CronJob": "spec.jobTemplate.spec.template.spec",
+}
+
+
+def _containers(
+    pod_spec: Obj, base: str, extra_ephemeral: Sequence[tuple[str, Obj]] = ()
+) -> tuple[Container, ...]:
+    """The containers of a pod spec at ``base``, plus ephemeral ones of folded pods (path, spec)."""
     out: list[Container] = []
     seen_ephemeral: set[str] = set()
     for field_name, kind in CONTAINER_FIELDS:
-        items = list(pod_spec.get(field_name) or ())
+        items = [
+            (f"{base}.{field_name}[{i}]", spec)
+            for i, spec in enumerate(pod_spec.get(field_name) or ())
+        ]
         if kind == "ephemeralContainer":
             items += list(extra_ephemeral)
-        for spec in items:
+        for path, spec in items:
             if not isinstance(spec, Mapping):
                 continue
             name = str(spec.get("name") or "")
@@ -259,7 +272,8 @@ def _containers(pod_spec: Obj, extra_ephemeral: Sequence[Obj] = ()) -> tuple[Con
                 if name in seen_ephemeral:
                     continue
                 seen_ephemeral.add(name)
-            out.append(Container(name, kind, spec, effective_security_context(pod_spec, spec)))
+            security = effective_security_context(pod_spec, spec)
+            out.append(Container(name, kind, spec, security, path))
     return tuple(out)
 
 
@@ -307,7 +321,9 @@ class Inventory:
     gaps: tuple[Gap, ...] = ()
     skipped_kinds: Mapping[str, int] = field(default_factory=dict)
     workloads: tuple[Workload, ...] = ()
-    _index: Mapping[tuple[str, str | None, str], K8sObject] = field(default_factory=dict, repr=False)
+    _index: Mapping[tuple[str, str | None, str], K8sObject] = field(
+        default_factory=dict, repr=False
+    )
 
     def of_kind(self, *kinds: str) -> Iterator[K8sObject]:
         """Objects of the given kinds, in load order per kind."""
@@ -365,7 +381,7 @@ def build_inventory(
         index[key] = obj
         by_kind.setdefault(obj.kind, []).append(obj)
 
-    extra_ephemeral: dict[int, list[Obj]] = {}
+    extra_ephemeral: dict[int, list[tuple[str, Obj]]] = {}
     folded: set[int] = set()
     for kind in WORKLOAD_KINDS:
         for obj in by_kind.get(kind, ()):
@@ -375,7 +391,10 @@ def build_inventory(
             folded.add(id(obj))
             if obj.kind == "Pod":
                 ephemeral = obj.spec.get("ephemeralContainers") or ()
-                extra_ephemeral.setdefault(id(target), []).extend(ephemeral)
+                extra_ephemeral.setdefault(id(target), []).extend(
+                    (f"Pod {obj.name} spec.ephemeralContainers[{i}]", spec)
+                    for i, spec in enumerate(ephemeral)
+                )
 
     workloads: list[Workload] = []
     for kind in WORKLOAD_KINDS:
@@ -386,7 +405,8 @@ def build_inventory(
             if template is None:
                 continue
             meta, spec = template
-            containers = _containers(spec, extra_ephemeral.get(id(obj), ()))
+            base = POD_SPEC_PATHS.get(obj.kind, "spec.template.spec")
+            containers = _containers(spec, base, extra_ephemeral.get(id(obj), ()))
             workloads.append(Workload(obj, meta, spec, containers))
 
     return Inventory(

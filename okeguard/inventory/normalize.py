@@ -52,7 +52,9 @@ def _redact_config_map(raw: MutableMapping[str, Any]) -> None:
         raw["data"] = redacted
     binary = raw.get("binaryData")
     if isinstance(binary, Mapping):
-        raw["binaryData"] = {k: marker("binary", v if isinstance(v, str) else "") for k, v in binary.items()}
+        raw["binaryData"] = {
+            k: marker("binary", v if isinstance(v, str) else "") for k, v in binary.items()
+        }
 
 
 def _redact_env(container: MutableMapping[str, Any]) -> None:

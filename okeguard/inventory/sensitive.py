@@ -32,6 +32,8 @@ _KEY_FORMATS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("google-api-key", re.compile(r"\bAIza[0-9A-Za-z_-]{35}\b")),
 )
 
+KEY_FORMAT_LABELS = frozenset(label for label, _ in _KEY_FORMATS)
+
 # Words that make an environment variable name look like it holds a credential.
 _CREDENTIAL_WORDS = re.compile(
     r"(PASSWORD|PASSWD|PASSPHRASE|(?:^|_)PWD(?:_|$)|SECRET|TOKEN|API_?KEY|PRIVATE_?KEY|"
@@ -76,5 +78,5 @@ def key_format_of(value: object) -> str | None:
     """The key format of a value that may already be redacted: the marker's label, or a fresh match."""
     label = marker_label(value)
     if label is not None:
-        return label if label not in ("secret", "credential", "annotation") else None
+        return label if label in KEY_FORMAT_LABELS else None
     return classify_key_material(value) if isinstance(value, str) else None

@@ -33,7 +33,9 @@ def format_time(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def snapshot_document(inventory: Inventory, cluster_info: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def snapshot_document(
+    inventory: Inventory, cluster_info: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """The JSON document of a snapshot of ``inventory``."""
     users = inventory.kubeconfig_users
     return {

@@ -1,0 +1,240 @@
+"""Workload checks (practices P9, P10, P18): security contexts, host access, credentials in env.
+
+Each container is judged on its *effective* security context
+(:func:`okeguard.inventory.model.effective_security_context`), for every container kind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from okeguard.checks._common import WORKLOAD_READS, container_label, workload_hit
+from okeguard.checks.model import Severity
+from okeguard.checks.registry import CheckContext, Hit, check
+from okeguard.inventory.sensitive import key_format_of, looks_like_credential_name, marker_label
+
+DANGEROUS_CAPABILITIES = (
+    "SYS_ADMIN",
+    "NET_ADMIN",
+    "SYS_PTRACE",
+    "SYS_MODULE",
+    "NET_RAW",
+    "DAC_READ_SEARCH",
+    "ALL",
+)
+CRITICAL_HOST_PATHS = ("/", "/var/run/docker.sock", "/run/containerd", "/proc")
+# Paths that are critical when mounted themselves or anything below them.
+_CRITICAL_HOST_PREFIXES = ("/var/run/docker.sock", "/run/containerd", "/proc")
+
+
+def _is_linux(pod_spec: Mapping[str, Any]) -> bool:
+    """False for pods that declare ``os.name: windows``, where Linux security fields do not apply."""
+    os_field = pod_spec.get("os")
+    return not (isinstance(os_field, Mapping) and os_field.get("name") == "windows")
+
+
+@check(
+    id="k8s.run-as-root",
+    title="Container may run as root",
+    practice="P9",
+    severity=Severity.HIGH,
+    remediation="add-security-context",
+    reads=WORKLOAD_READS,
+)
+def run_as_root(ctx: CheckContext) -> Iterator[Hit]:
+    """The container may run as UID 0: its effective `runAsUser` is `0` (this beats
+    `runAsNonRoot: true`, as the kubelet then refuses to start it), or its effective `runAsUser` is
+    unset and its effective `runAsNonRoot` is not `true`. An explicit non-zero `runAsUser` passes."""
+    for w in ctx.workloads():
+        if not _is_linux(w.pod_spec):
+            continue
+        for c in w.containers:
+            sc = c.security
+            if sc.run_as_user == 0:
+                why = "effective securityContext.runAsUser is 0"
+            elif sc.run_as_user is None and sc.run_as_non_root is not True:
+                shown = "unset" if sc.run_as_non_root is None else "false"
+                why = f"runAsUser is unset and runAsNonRoot is {shown}, so the image's user (often root) applies"
+            else:
+                continue
+            yield workload_hit(w, f"{container_label(c)} may run as root: {why}.", c)
+
+
+@check(
+    id="k8s.privileged",
+    title="Privileged container",
+    practice="P9",
+    severity=Severity.CRITICAL,
+    remediation="add-security-context",
+    reads=WORKLOAD_READS,
+)
+def privileged(ctx: CheckContext) -> Iterator[Hit]:
+    """`securityContext.privileged` is `true`: the container has every capability and the host's devices."""
+    for w in ctx.workloads():
+        for c in w.containers:
+            if c.security.privileged is True:
+                msg = f"{container_label(c)} is privileged: {c.path}.securityContext.privileged is true."
+                yield workload_hit(w, msg, c)
+
+
+@check(
+    id="k8s.privilege-escalation",
+    title="Privilege escalation allowed",
+    practice="P9",
+    severity=Severity.MEDIUM,
+    remediation="add-security-context",
+    reads=WORKLOAD_READS,
+)
+def privilege_escalation(ctx: CheckContext) -> Iterator[Hit]:
+    """`allowPrivilegeEscalation` is not `false` (unset counts as allowed: setuid binaries can gain privileges)."""
+    for w in ctx.workloads():
+        if not _is_linux(w.pod_spec):
+            continue
+        for c in w.containers:
+            value = c.security.allow_privilege_escalation
+            if value is not False:
+                shown = "unset" if value is None else "true"
+                msg = f"{container_label(c)} allows privilege escalation: {c.path}.securityContext.allowPrivilegeEscalation is {shown}."
+                yield workload_hit(w, msg, c)
+
+
+@check(
+    id="k8s.dangerous-capabilities",
+    title="Dangerous capabilities added",
+    practice="P9",
+    severity=Severity.HIGH,
+    remediation="add-security-context",
+    reads=WORKLOAD_READS,
+)
+def dangerous_capabilities(ctx: CheckContext) -> Iterator[Hit]:
+    """The container adds `SYS_ADMIN`, `NET_ADMIN`, `SYS_PTRACE`, `SYS_MODULE`, `NET_RAW`,
+    `DAC_READ_SEARCH` or `ALL`, or a capability in the configured `denied_capabilities`."""
+    denied = set(DANGEROUS_CAPABILITIES)
+    for cap in ctx.config.checks.denied_capabilities:
+        cap = cap.strip().upper()
+        denied.add(cap[4:] if cap.startswith("CAP_") else cap)
+    for w in ctx.workloads():
+        for c in w.containers:
+            bad = [cap for cap in c.security.capabilities_add if cap in denied]
+            if bad:
+                msg = f"{container_label(c)} adds dangerous capabilities: {c.path}.securityContext.capabilities.add includes {', '.join(bad)}."
+                yield workload_hit(w, msg, c)
+
+
+@check(
+    id="k8s.capabilities-not-dropped",
+    title="Capabilities not dropped",
+    practice="P9",
+    severity=Severity.LOW,
+    remediation="add-security-context",
+    reads=WORKLOAD_READS,
+)
+def capabilities_not_dropped(ctx: CheckContext) -> Iterator[Hit]:
+    """`capabilities.drop` does not contain `ALL`, so the runtime's default capabilities remain."""
+    for w in ctx.workloads():
+        if not _is_linux(w.pod_spec):
+            continue
+        for c in w.containers:
+            if "ALL" not in c.security.capabilities_drop:
+                dropped = ", ".join(c.security.capabilities_drop) or "nothing"
+                msg = f"{container_label(c)} keeps the default capabilities: {c.path}.securityContext.capabilities.drop is {dropped}, not ALL."
+                yield workload_hit(w, msg, c)
+
+
+@check(
+    id="k8s.host-namespaces",
+    title="Host namespaces shared",
+    practice="P9",
+    severity=Severity.HIGH,
+    reads=WORKLOAD_READS,
+)
+def host_namespaces(ctx: CheckContext) -> Iterator[Hit]:
+    """`hostNetwork`, `hostPID` or `hostIPC` is `true`: the pod shares the node's namespaces."""
+    for w in ctx.workloads():
+        shared = [
+            key for key in ("hostNetwork", "hostPID", "hostIPC") if w.pod_spec.get(key) is True
+        ]
+        if shared:
+            fields = ", ".join(f"{key}: true" for key in shared)
+            yield workload_hit(w, f"The pod shares the node's namespaces: {fields}.")
+
+
+def _host_path_severity(path: str) -> Severity:
+    normalised = "/" + path.strip().strip("/") if path.strip() != "/" else "/"
+    if normalised == "/" or any(
+        normalised == prefix or normalised.startswith(prefix + "/")
+        for prefix in _CRITICAL_HOST_PREFIXES
+    ):
+        return Severity.CRITICAL
+    return Severity.HIGH
+
+
+@check(
+    id="k8s.host-path",
+    title="hostPath volume",
+    practice=("P9", "P10"),
+    severity=Severity.HIGH,
+    reads=WORKLOAD_READS,
+    severity_note="critical when the path is `/`, `/var/run/docker.sock`, `/run/containerd` or `/proc` (or below them)",
+)
+def host_path(ctx: CheckContext) -> Iterator[Hit]:
+    """A `hostPath` volume exposes the node's filesystem to the pod."""
+    for w in ctx.workloads():
+        for volume in w.pod_spec.get("volumes") or ():
+            host = volume.get("hostPath") if isinstance(volume, dict) else None
+            if not isinstance(host, dict):
+                continue
+            path = str(host.get("path") or "")
+            msg = f"Volume '{volume.get('name')}' mounts the node's path {path!r} (volumes[].hostPath.path)."
+            yield workload_hit(w, msg, severity=_host_path_severity(path))
+
+
+@check(
+    id="k8s.writable-root-fs",
+    title="Writable root filesystem",
+    practice="P10",
+    severity=Severity.MEDIUM,
+    remediation="add-security-context",
+    reads=WORKLOAD_READS,
+)
+def writable_root_fs(ctx: CheckContext) -> Iterator[Hit]:
+    """`readOnlyRootFilesystem` is not `true`, so the container's filesystem can be changed at run time."""
+    for w in ctx.workloads():
+        for c in w.containers:
+            value = c.security.read_only_root_filesystem
+            if value is not True:
+                shown = "unset" if value is None else "false"
+                msg = f"{container_label(c)} has a writable root filesystem: {c.path}.securityContext.readOnlyRootFilesystem is {shown}."
+                yield workload_hit(w, msg, c)
+
+
+@check(
+    id="k8s.credentials-in-env",
+    title="Credentials in environment variables",
+    practice="P18",
+    severity=Severity.HIGH,
+    reads=WORKLOAD_READS,
+)
+def credentials_in_env(ctx: CheckContext) -> Iterator[Hit]:
+    """An env var whose name looks like a credential (`PASSWORD`, `SECRET`, `TOKEN`, `API_KEY`,
+    `PRIVATE_KEY`, `ACCESS_KEY`, …) has a literal `value` instead of `valueFrom`; or a literal
+    value matches a known key format (PEM private key, OCI/AWS key ids). The value is never shown."""
+    for w in ctx.workloads():
+        for c in w.containers:
+            for var in c.spec.get("env") or ():
+                if not isinstance(var, dict):
+                    continue
+                value = var.get("value")
+                if not isinstance(value, str) or not value:
+                    continue
+                name = str(var.get("name") or "")
+                key_format = key_format_of(value)
+                if key_format:
+                    why = f"holds a literal {key_format}"
+                elif marker_label(value) == "credential" or looks_like_credential_name(name):
+                    why = "looks like a credential and is set with a literal value instead of valueFrom"
+                else:
+                    continue
+                msg = f"{container_label(c)}: env var {name} {why} ({c.path}.env)."
+                yield workload_hit(w, msg, c)
