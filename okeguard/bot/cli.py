@@ -1,0 +1,301 @@
+"""The ``okeguard`` command line: parse, call a service function, render.
+
+Machine-readable output goes to stdout and nothing else does; messages go to stderr. Every user
+mistake ends in one line on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
+from typing import Any
+
+import click
+
+from okeguard import __version__
+from okeguard.errors import OkeguardError, UsageError
+
+EXIT_FINDINGS = 1
+EXIT_USAGE = 2
+SEVERITY_NAMES = ("critical", "high", "medium", "low", "info")
+
+
+def _echo_error(message: str) -> None:
+    click.echo(f"okeguard: error: {message}", err=True)
+
+
+def _write_stdout(text: str) -> None:
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:  # e.g. `okeguard scan ... | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def _use_color(no_color: bool) -> bool:
+    return not no_color and "NO_COLOR" not in os.environ and sys.stdout.isatty()
+
+
+def _progress(message: str, quiet: bool) -> AbstractContextManager[Any]:
+    """A spinner on stderr while slow work runs, only when stderr is a terminal."""
+    if quiet or not sys.stderr.isatty():
+        return nullcontext()
+    from rich.console import Console
+
+    return Console(stderr=True).status(message)
+
+
+def _parse_severity(value: str | None) -> str | None:
+    if value is None:
+        return None
+    from okeguard.checks.model import Severity
+
+    try:
+        return Severity.parse(value).value
+    except ValueError as exc:
+        raise UsageError(f"--fail-on: {exc}") from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(
+    __version__, "--version", prog_name="okeguard", message="%(prog)s %(version)s"
+)
+@click.option("-v", "--verbose", count=True, help="More log output on stderr (-vv for debug).")
+def cli(verbose: int) -> None:
+    """okeguard keeps Oracle Kubernetes Engine (OKE) clusters on Oracle's OKE security best practices.
+
+    \b
+    Examples:
+      okeguard scan --demo
+      okeguard scan --manifests k8s/ --format sarif > okeguard.sarif
+      helm template shop ./chart | okeguard scan --manifests - --fail-on high
+      okeguard scan --context prod --namespace payments
+      okeguard snapshot --context prod -o prod.json && okeguard scan --snapshot prod.json
+    """
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(
+        level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
+    )
+
+
+@cli.command()
+@click.option("--demo", is_flag=True, help="Scan the bundled demo environment (a shop on OKE).")
+@click.option(
+    "--manifests",
+    "manifests",
+    multiple=True,
+    metavar="PATH",
+    help="Manifest file or directory (recursive); '-' reads standard input. Repeatable; extra PATHs may follow.",
+)
+@click.argument("paths", nargs=-1, metavar="[PATH]...")
+@click.option(
+    "--snapshot", metavar="FILE", help="Scan a snapshot file written by 'okeguard snapshot'."
+)
+@click.option("--context", metavar="NAME", help="Scan the live cluster of this kubeconfig context.")
+@click.option(
+    "--kubeconfig", metavar="PATH", help="Kubeconfig file (default: $KUBECONFIG or ~/.kube/config)."
+)
+@click.option(
+    "--format",
+    "output_format",
+    default="table",
+    show_default=True,
+    type=click.Choice(["table", "json", "sarif", "markdown"]),
+    help="Output format.",
+)
+@click.option(
+    "--fail-on",
+    metavar="SEVERITY",
+    help="Exit 1 when an open finding is at or above this severity.",
+)
+@click.option(
+    "--check", "checks", multiple=True, metavar="ID", help="Run only this check (repeatable)."
+)
+@click.option(
+    "--namespace",
+    "-n",
+    "namespaces",
+    multiple=True,
+    metavar="NS",
+    help="Report only this namespace (repeatable).",
+)
+@click.option("--config", "config_path", metavar="FILE", help="Configuration file (okeguard.yaml).")
+@click.option(
+    "--cluster-name",
+    metavar="NAME",
+    help="Cluster name in findings (default: the context or snapshot's).",
+)
+@click.option("-o", "--output", metavar="FILE", help="Write the report to FILE instead of stdout.")
+@click.option(
+    "--no-color", is_flag=True, help="No colour, even on a terminal (NO_COLOR is respected too)."
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress or summary on stderr.")
+def scan(
+    demo: bool,
+    manifests: tuple[str, ...],
+    paths: tuple[str, ...],
+    snapshot: str | None,
+    context: str | None,
+    kubeconfig: str | None,
+    output_format: str,
+    fail_on: str | None,
+    checks: tuple[str, ...],
+    namespaces: tuple[str, ...],
+    config_path: str | None,
+    cluster_name: str | None,
+    output: str | None,
+    no_color: bool,
+    quiet: bool,
+) -> None:
+    """Scan a cluster, a snapshot or manifests against the OKE security best practices.
+
+    \b
+    Exit status: 0 when nothing at or above --fail-on is open, 1 when something is,
+    2 for bad usage or unreadable input.
+    \b
+    Examples:
+      okeguard scan --demo
+      okeguard scan --manifests deploy/ charts/rendered.yaml --fail-on high
+      kustomize build overlays/prod | okeguard scan --manifests - --format json | jq .summary
+    """
+    from okeguard.bot.formats import renderer
+    from okeguard.config import load_config
+    from okeguard.service import ScanRequest, run_scan
+
+    if paths and not manifests:
+        raise UsageError(f"unexpected argument '{paths[0]}' (manifest paths go after --manifests)")
+    threshold = _parse_severity(fail_on)
+    if demo and config_path is None:
+        from okeguard.inventory.demo import demo_config_path
+
+        demo_config = demo_config_path()
+        config_path = str(demo_config) if demo_config else None
+    config = load_config(config_path)
+    request = ScanRequest(
+        demo=demo,
+        manifests=manifests + paths,
+        snapshot=snapshot,
+        context=context,
+        kubeconfig=kubeconfig,
+        checks=checks,
+        namespaces=namespaces,
+        config=config,
+        cluster_name=cluster_name,
+    )
+    with _progress("Scanning…", quiet or context is None):
+        report = run_scan(request)
+    color = output is None and _use_color(no_color)
+    text = renderer(output_format)(report, color=color)
+    if output:
+        try:
+            Path(output).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"{output}: cannot write report: {exc.strerror}") from None
+    else:
+        _write_stdout(text)
+    if output_format != "table" and not quiet and sys.stderr.isatty():
+        from okeguard.bot.formats.table import summary_line
+
+        click.echo(summary_line(report), err=True)
+    if threshold is not None:
+        from okeguard.checks.model import Severity
+
+        rank = Severity(threshold).rank
+        if any(f.severity.rank >= rank for f in report.open_findings):
+            sys.exit(EXIT_FINDINGS)
+
+
+@cli.command()
+@click.option(
+    "--context", metavar="NAME", help="Kubeconfig context to capture (default: the current one)."
+)
+@click.option(
+    "--kubeconfig", metavar="PATH", help="Kubeconfig file (default: $KUBECONFIG or ~/.kube/config)."
+)
+@click.option("-o", "--output", required=True, metavar="FILE", help="Snapshot file to write.")
+@click.option(
+    "--cluster-name",
+    metavar="NAME",
+    help="Cluster name recorded in the snapshot (default: the context).",
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress or summary on stderr.")
+def snapshot(
+    context: str | None, kubeconfig: str | None, output: str, cluster_name: str | None, quiet: bool
+) -> None:
+    """Capture a live cluster into a snapshot file (secret values are never written).
+
+    \b
+    Example:
+      okeguard snapshot --context prod -o prod.json
+      okeguard scan --snapshot prod.json
+    """
+    from okeguard.inventory.kube import collect_live
+    from okeguard.inventory.snapshot import save_snapshot
+
+    with _progress("Reading the cluster…", quiet):
+        inventory, cluster_info = collect_live(
+            context, kubeconfig=kubeconfig, cluster_name=cluster_name
+        )
+    size = save_snapshot(inventory, output, cluster_info)
+    if not quiet:
+        gaps = f", {len(inventory.gaps)} kind(s) unreadable" if inventory.gaps else ""
+        click.echo(
+            f"Wrote {output}: {inventory.object_count} objects, {size / 1e6:.1f} MB{gaps}.",
+            err=True,
+        )
+
+
+@cli.command("checks")
+@click.option(
+    "--format",
+    "output_format",
+    default="table",
+    show_default=True,
+    type=click.Choice(["table", "json", "markdown"]),
+    help="table for people, json for tools, markdown is docs/checks.md.",
+)
+def list_checks(output_format: str) -> None:
+    """List the check catalogue: ids, severities, practices and remediations.
+
+    \b
+    Example:
+      okeguard checks --format json | jq -r '.[].id'
+    """
+    from okeguard.checks.docs import checks_json, checks_markdown, checks_table
+
+    render: Callable[[], str] = {"json": checks_json, "markdown": checks_markdown}.get(
+        output_format, checks_table
+    )
+    _write_stdout(render())
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: turns every user error into one line and exit code 2."""
+    try:
+        cli.main(args=argv, prog_name="okeguard", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("okeguard: aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        command = (
+            exc.ctx.command_path if isinstance(exc, click.UsageError) and exc.ctx else "okeguard"
+        )
+        message = " ".join(exc.format_message().split())
+        _echo_error(f"{message} (see '{command} --help')")
+        sys.exit(EXIT_USAGE)
+    except OkeguardError as exc:
+        _echo_error(str(exc))
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    sys.exit(0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,213 @@
+"""Service functions shared by every front door (command line, Slack, scheduler).
+
+Front doors parse and render; the work happens here: :func:`run_scan` loads an inventory from
+the requested source, runs the checks and returns a :class:`ScanReport`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from okeguard import __version__
+from okeguard.checks.engine import run_checks
+from okeguard.checks.model import Finding, Severity, Status
+from okeguard.checks.registry import all_checks
+from okeguard.config import Config
+from okeguard.errors import UsageError
+from okeguard.inventory.model import Gap, Inventory
+
+SCAN_SCHEMA = "okeguard.scan/v1"
+
+
+@dataclass(frozen=True)
+class ScanRequest:
+    """What to scan and how. Exactly one source: demo, manifests, snapshot or context."""
+
+    demo: bool = False
+    manifests: tuple[str, ...] = ()
+    snapshot: str | None = None
+    context: str | None = None
+    kubeconfig: str | None = None
+    checks: tuple[str, ...] = ()
+    namespaces: tuple[str, ...] = ()
+    config: Config = field(default_factory=Config)
+    cluster_name: str | None = None
+    now: datetime | None = None
+    stdin_text: str | None = None
+
+
+@dataclass(frozen=True)
+class ScanReport:
+    """The outcome of one scan: findings plus what was and was not looked at."""
+
+    generated_at: datetime
+    evaluated_at: datetime
+    cluster: str
+    source: dict[str, Any]
+    findings: list[Finding]
+    checks_run: list[str]
+    not_applicable: list[str]
+    gaps: list[Gap]
+    skipped_kinds: dict[str, int]
+    objects_scanned: int
+    duration_seconds: float
+
+    @property
+    def open_findings(self) -> list[Finding]:
+        return [f for f in self.findings if f.status is Status.OPEN]
+
+    def count_by_severity(self) -> dict[str, int]:
+        """Open findings by severity, every severity present (zero included), worst first."""
+        counts = Counter(f.severity for f in self.open_findings)
+        return {s.value: counts.get(s, 0) for s in sorted(Severity, key=lambda s: -s.rank)}
+
+    def count_by_status(self) -> dict[str, int]:
+        counts = Counter(f.status for f in self.findings)
+        return {s.value: counts.get(s, 0) for s in Status}
+
+    @property
+    def incomplete(self) -> list[dict[str, Any]]:
+        """What could not be read, each with the checks it left unevaluated."""
+        out = []
+        for gap in self.gaps:
+            affected = sorted(
+                {
+                    f.check_id
+                    for f in self.findings
+                    if f.status is Status.UNKNOWN and f.resource.kind == gap.kind
+                }
+            )
+            out.append(
+                {"source": gap.source, "kind": gap.kind, "reason": gap.reason, "checks": affected}
+            )
+        return out
+
+    @property
+    def complete(self) -> bool:
+        return not self.gaps and not any(f.status is Status.UNKNOWN for f in self.findings)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``okeguard.scan/v1`` JSON contract (``docs/output.md``)."""
+        return {
+            "schema": SCAN_SCHEMA,
+            "generated_at": _iso(self.generated_at),
+            "tool": {"name": "okeguard", "version": __version__},
+            "source": self.source,
+            "cluster": self.cluster,
+            "evaluated_at": _iso(self.evaluated_at),
+            "findings": [f.to_dict() for f in self.findings],
+            "summary": {
+                "by_severity": self.count_by_severity(),
+                "by_status": self.count_by_status(),
+                "checks_run": self.checks_run,
+                "checks_not_applicable": self.not_applicable,
+                "incomplete": self.incomplete,
+                "skipped_kinds": self.skipped_kinds,
+                "objects_scanned": self.objects_scanned,
+                "duration_seconds": round(self.duration_seconds, 3),
+            },
+        }
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def validate_check_ids(check_ids: Sequence[str]) -> None:
+    """Raise :class:`UsageError` naming the first unknown check id, with a suggestion."""
+    known = [spec.id for spec in all_checks()]
+    for check_id in check_ids:
+        if check_id not in known:
+            close = difflib.get_close_matches(check_id, known, n=1, cutoff=0.5)
+            hint = (
+                f" (did you mean '{close[0]}'?)"
+                if close
+                else " (run 'okeguard checks' for the list)"
+            )
+            raise UsageError(f"unknown check id '{check_id}'{hint}")
+
+
+def load_inventory(request: ScanRequest) -> Inventory:
+    """Load the inventory of the requested source (raises a one-line OkeguardError on bad input)."""
+    sources = [
+        bool(request.demo),
+        bool(request.manifests),
+        request.snapshot is not None,
+        request.context is not None,
+    ]
+    if sum(sources) == 0:
+        raise UsageError(
+            "nothing to scan: give --demo, --manifests PATH, --snapshot FILE or --context NAME"
+        )
+    if sum(sources) > 1:
+        raise UsageError("choose one source: --demo, --manifests, --snapshot or --context")
+    if request.demo:
+        from okeguard.inventory.demo import demo_snapshot_path
+        from okeguard.inventory.snapshot import parse_snapshot
+
+        path = demo_snapshot_path()
+        return parse_snapshot(path.read_bytes(), str(path), source_type="demo")
+    if request.snapshot is not None:
+        from okeguard.inventory.snapshot import load_snapshot
+
+        return load_snapshot(request.snapshot)
+    if request.context is not None:
+        from okeguard.inventory.kube import collect_live
+
+        inventory, _ = collect_live(
+            request.context, kubeconfig=request.kubeconfig, cluster_name=request.cluster_name
+        )
+        return inventory
+    from okeguard.inventory.manifests import load_manifests
+
+    return load_manifests(
+        request.manifests,
+        cluster=request.cluster_name or "manifests",
+        stdin_text=request.stdin_text,
+    )
+
+
+def _with_kubeconfig(inventory: Inventory, path: str) -> Inventory:
+    from dataclasses import replace
+
+    from okeguard.inventory.kubeconfig import read_kubeconfig_users
+
+    return replace(inventory, kubeconfig_users=tuple(read_kubeconfig_users(path)))
+
+
+def run_scan(request: ScanRequest) -> ScanReport:
+    """Load the requested source, run the checks and return the report."""
+    validate_check_ids(request.checks)
+    started = time.perf_counter()
+    inventory = load_inventory(request)
+    if request.kubeconfig and request.context is None:
+        inventory = _with_kubeconfig(inventory, request.kubeconfig)
+    now = request.now or datetime.now(UTC)
+    evaluated_at = inventory.captured_at if request.demo and inventory.captured_at else now
+    result = run_checks(
+        inventory,
+        request.config,
+        now=evaluated_at,
+        only=set(request.checks) or None,
+        namespaces=set(request.namespaces) or None,
+    )
+    source = {"type": inventory.source.type, **inventory.source.detail}
+    return ScanReport(
+        generated_at=now,
+        evaluated_at=evaluated_at,
+        cluster=inventory.cluster,
+        source=source,
+        findings=result.findings,
+        checks_run=result.checks_run,
+        not_applicable=result.not_applicable,
+        gaps=list(inventory.gaps),
+        skipped_kinds=dict(inventory.skipped_kinds),
+        objects_scanned=inventory.object_count,
+        duration_seconds=time.perf_counter() - started,
+    )
