@@ -13,22 +13,22 @@ an unreachable server, a bad context or a failing exec credential plugin raise
 
 from __future__ import annotations
 
-import difflib
 import logging
 import os
+import re
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http import HTTPStatus
-from pathlib import Path
 from typing import Any
 
 import orjson
 
 from okeguard.errors import ClusterAccessError
-from okeguard.inventory.kubeconfig import Kubeconfig, kubeconfig_candidates, load_kubeconfig
+from okeguard.inventory.kubeconfig import Kubeconfig, resolve_context
 from okeguard.inventory.model import (
+    CLUSTER_SCOPED_KINDS,
     SUPPORTED_KINDS,
     Gap,
     Inventory,
@@ -44,28 +44,24 @@ PAGE_SIZE = 500
 LIST_WORKERS = 8
 IN_CLUSTER = "in-cluster"
 
-# kind -> (API class in kubernetes.client, its cluster-wide list method)
-LISTERS: Mapping[str, tuple[str, str]] = {
-    "Namespace": ("CoreV1Api", "list_namespace"),
-    "Node": ("CoreV1Api", "list_node"),
-    "Pod": ("CoreV1Api", "list_pod_for_all_namespaces"),
-    "ServiceAccount": ("CoreV1Api", "list_service_account_for_all_namespaces"),
-    "Secret": ("CoreV1Api", "list_secret_for_all_namespaces"),
-    "ConfigMap": ("CoreV1Api", "list_config_map_for_all_namespaces"),
-    "Service": ("CoreV1Api", "list_service_for_all_namespaces"),
-    "Deployment": ("AppsV1Api", "list_deployment_for_all_namespaces"),
-    "StatefulSet": ("AppsV1Api", "list_stateful_set_for_all_namespaces"),
-    "DaemonSet": ("AppsV1Api", "list_daemon_set_for_all_namespaces"),
-    "ReplicaSet": ("AppsV1Api", "list_replica_set_for_all_namespaces"),
-    "Job": ("BatchV1Api", "list_job_for_all_namespaces"),
-    "CronJob": ("BatchV1Api", "list_cron_job_for_all_namespaces"),
-    "Role": ("RbacAuthorizationV1Api", "list_role_for_all_namespaces"),
-    "ClusterRole": ("RbacAuthorizationV1Api", "list_cluster_role"),
-    "RoleBinding": ("RbacAuthorizationV1Api", "list_role_binding_for_all_namespaces"),
-    "ClusterRoleBinding": ("RbacAuthorizationV1Api", "list_cluster_role_binding"),
-    "Ingress": ("NetworkingV1Api", "list_ingress_for_all_namespaces"),
-    "NetworkPolicy": ("NetworkingV1Api", "list_network_policy_for_all_namespaces"),
+# apiVersion -> the kubernetes.client API class that serves it
+_API_CLASSES: Mapping[str, str] = {
+    "v1": "CoreV1Api",
+    "apps/v1": "AppsV1Api",
+    "batch/v1": "BatchV1Api",
+    "rbac.authorization.k8s.io/v1": "RbacAuthorizationV1Api",
+    "networking.k8s.io/v1": "NetworkingV1Api",
 }
+
+
+def _lister(kind: str) -> tuple[str, str]:
+    """(API class, cluster-wide list method): ``list_node``, ``list_pod_for_all_namespaces``…"""
+    snake = re.sub(r"(?<!^)(?=[A-Z])", "_", kind).lower()
+    suffix = "" if kind in CLUSTER_SCOPED_KINDS else "_for_all_namespaces"
+    return _API_CLASSES[SUPPORTED_KINDS[kind]], f"list_{snake}{suffix}"
+
+
+LISTERS: Mapping[str, tuple[str, str]] = {kind: _lister(kind) for kind in SUPPORTED_KINDS}
 
 _OKE_REFRESH = (
     "for OKE check that `oci ce cluster generate-token --cluster-id <cluster OCID>` works "
@@ -110,34 +106,6 @@ class _ClientLogCapture(logging.Filter):
             self.messages.append(_one_line(record.getMessage()))
             return False
         return True
-
-
-def _resolve_context(kubeconfig: str | None, context: str | None) -> tuple[Kubeconfig, str]:
-    """The merged kubeconfig and the context to use, or a one-line error naming what is wrong."""
-    if kubeconfig is not None and not Path(kubeconfig).expanduser().exists():
-        raise ClusterAccessError(f"kubeconfig {kubeconfig}: no such file")
-    config = load_kubeconfig(kubeconfig)
-    if not config.paths:
-        looked_at = ", ".join(str(p) for p in kubeconfig_candidates(kubeconfig)[0])
-        raise ClusterAccessError(
-            f"no kubeconfig found (looked at {looked_at}); pass --kubeconfig or set KUBECONFIG "
-            "(for OKE, create one with `oci ce cluster create-kubeconfig`)"
-        )
-    names = sorted(config.contexts)
-    available = ", ".join(names) if names else "none"
-    name = context or config.current_context
-    if name is None:
-        raise ClusterAccessError(
-            f"kubeconfig {config.label} sets no current-context; pass --context "
-            f"(available: {available})"
-        )
-    if name not in config.contexts:
-        close = difflib.get_close_matches(name, names, n=1, cutoff=0.5)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
-        raise ClusterAccessError(
-            f"kubeconfig {config.label}: no context named '{name}'{hint} (available: {available})"
-        )
-    return config, name
 
 
 def _configuration(pool_size: int) -> Any:
@@ -409,7 +377,7 @@ def collect_live(
         api_client, target = _in_cluster_client(pool_size)
         users = None
     else:
-        config, name = _resolve_context(kubeconfig, context)
+        config, name = resolve_context(kubeconfig, context)
         api_client, target = _kubeconfig_client(config, name, pool_size)
         users = list(config.users)
     capture = _ClientLogCapture()  # an exec token refreshed mid-run logs its failures too

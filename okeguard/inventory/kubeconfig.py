@@ -8,6 +8,7 @@ mechanisms are present; nothing returned here holds them.
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from okeguard.errors import InputError
+from okeguard.errors import ClusterAccessError, InputError
 from okeguard.inventory.model import KubeconfigUser
 from okeguard.inventory.sensitive import classify_key_material, looks_like_credential_name, marker
 
@@ -199,3 +200,35 @@ def read_kubeconfig_users(path: str | None = None) -> list[KubeconfigUser]:
     :class:`InputError` naming the file (and line).
     """
     return list(load_kubeconfig(path).users)
+
+
+def resolve_context(kubeconfig: str | None, context: str | None) -> tuple[Kubeconfig, str]:
+    """The merged kubeconfig and the context to use (``context``, else the current one).
+
+    Raises :class:`ClusterAccessError` with one line when the file is missing, no context is
+    selected, or the context does not exist (listing the available ones, with a "did you mean").
+    """
+    if kubeconfig is not None and not Path(kubeconfig).expanduser().exists():
+        raise ClusterAccessError(f"kubeconfig {kubeconfig}: no such file")
+    config = load_kubeconfig(kubeconfig)
+    if not config.paths:
+        looked_at = ", ".join(str(p) for p in kubeconfig_candidates(kubeconfig)[0])
+        raise ClusterAccessError(
+            f"no kubeconfig found (looked at {looked_at}); pass --kubeconfig or set KUBECONFIG "
+            "(for OKE, create one with `oci ce cluster create-kubeconfig`)"
+        )
+    names = sorted(config.contexts)
+    available = ", ".join(names) if names else "none"
+    name = context or config.current_context
+    if name is None:
+        raise ClusterAccessError(
+            f"kubeconfig {config.label} sets no current-context; pass --context "
+            f"(available: {available})"
+        )
+    if name not in config.contexts:
+        close = difflib.get_close_matches(name, names, n=1, cutoff=0.5)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        raise ClusterAccessError(
+            f"kubeconfig {config.label}: no context named '{name}'{hint} (available: {available})"
+        )
+    return config, name
