@@ -133,8 +133,8 @@ def validate_check_ids(check_ids: Sequence[str]) -> None:
             raise UsageError(f"unknown check id '{check_id}'{hint}")
 
 
-def load_inventory(request: ScanRequest) -> Inventory:
-    """Load the inventory of the requested source (raises a one-line OkeguardError on bad input)."""
+def validate_source(request: ScanRequest) -> None:
+    """Raise :class:`UsageError` unless exactly one source is requested."""
     sources = [
         bool(request.demo),
         bool(request.manifests),
@@ -147,6 +147,11 @@ def load_inventory(request: ScanRequest) -> Inventory:
         )
     if sum(sources) > 1:
         raise UsageError("choose one source: --demo, --manifests, --snapshot or --context")
+
+
+def load_inventory(request: ScanRequest) -> Inventory:
+    """Load the inventory of the requested source (raises a one-line OkeguardError on bad input)."""
+    validate_source(request)
     if request.demo:
         from okeguard.inventory.demo import demo_snapshot_path
         from okeguard.inventory.snapshot import parse_snapshot

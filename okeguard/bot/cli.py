@@ -164,11 +164,14 @@ def scan(
     """
     from okeguard.bot.formats import renderer
     from okeguard.config import load_config
-    from okeguard.service import ScanRequest, run_scan
+    from okeguard.service import ScanRequest, run_scan, validate_source
 
     if paths and not manifests:
         raise UsageError(f"unexpected argument '{paths[0]}' (manifest paths go after --manifests)")
     threshold = _parse_severity(fail_on)
+    validate_source(
+        ScanRequest(demo=demo, manifests=manifests + paths, snapshot=snapshot, context=context)
+    )
     if demo and config_path is None:
         from okeguard.inventory.demo import demo_config_path
 

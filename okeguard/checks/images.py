@@ -11,6 +11,7 @@ from okeguard.checks.registry import CheckContext, Hit, check
 from okeguard.inventory.model import Inventory
 
 DEFAULT_REGISTRY = "docker.io"
+DOCKER_HUB_ALIASES = ("index.docker.io", "registry-1.docker.io")
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,14 +36,17 @@ def parse_image(reference: str) -> ImageRef:
         registry, path = first, remainder
     else:
         registry, path = DEFAULT_REGISTRY, rest
-    if registry == DEFAULT_REGISTRY and "/" not in path:
+    if registry.lower() in (DEFAULT_REGISTRY, *DOCKER_HUB_ALIASES) and "/" not in path:
         path = f"library/{path}"
     tag = None
     last_slash = path.rfind("/")
     colon = path.rfind(":")
     if colon > last_slash:
         path, tag = path[:colon], path[colon + 1 :]
-    return ImageRef(registry.lower(), path, tag or None, digest or None)
+    registry = registry.lower()
+    if registry in DOCKER_HUB_ALIASES:
+        registry = DEFAULT_REGISTRY
+    return ImageRef(registry, path, tag or None, digest or None)
 
 
 @check(

@@ -25,7 +25,7 @@ DANGEROUS_CAPABILITIES = (
 )
 CRITICAL_HOST_PATHS = ("/", "/var/run/docker.sock", "/run/containerd", "/proc")
 # Paths that are critical when mounted themselves or anything below them.
-_CRITICAL_HOST_PREFIXES = ("/var/run/docker.sock", "/run/containerd", "/proc")
+_CRITICAL_HOST_PREFIXES = ("/run/docker.sock", "/run/containerd", "/proc")
 
 
 def _is_linux(pod_spec: Mapping[str, Any]) -> bool:
@@ -160,10 +160,19 @@ def host_namespaces(ctx: CheckContext) -> Iterator[Hit]:
             yield workload_hit(w, f"The pod shares the node's namespaces: {fields}.")
 
 
-def _host_path_severity(path: str) -> Severity:
-    normalised = "/" + path.strip().strip("/") if path.strip() != "/" else "/"
-    if normalised == "/" or any(
-        normalised == prefix or normalised.startswith(prefix + "/")
+def _node_path(path: str) -> str:
+    """Normalise a host path: no trailing slash, and ``/var/run`` as its target ``/run``."""
+    normalised = "/" + path.strip().strip("/")
+    if normalised == "/var/run" or normalised.startswith("/var/run/"):
+        normalised = normalised[len("/var") :]
+    return normalised
+
+
+def host_path_severity(path: str) -> Severity:
+    """Critical for the node's root, container-runtime sockets and /proc (or below them)."""
+    node_path = _node_path(path)
+    if node_path == "/" or any(
+        node_path == prefix or node_path.startswith(prefix + "/")
         for prefix in _CRITICAL_HOST_PREFIXES
     ):
         return Severity.CRITICAL
@@ -176,18 +185,22 @@ def _host_path_severity(path: str) -> Severity:
     practice=("P9", "P10"),
     severity=Severity.HIGH,
     reads=WORKLOAD_READS,
-    severity_note="critical when the path is `/`, `/var/run/docker.sock`, `/run/containerd` or `/proc` (or below them)",
+    severity_note="critical when the path is `/`, `/var/run/docker.sock`, `/run/containerd` or `/proc` (or below them; `/var/run` is `/run`)",
 )
 def host_path(ctx: CheckContext) -> Iterator[Hit]:
-    """A `hostPath` volume exposes the node's filesystem to the pod."""
+    """A `hostPath` volume exposes the node's filesystem to the pod. One finding per workload
+    names every such volume, at the severity of the worst path."""
     for w in ctx.workloads():
+        mounts = []
         for volume in w.pod_spec.get("volumes") or ():
-            host = volume.get("hostPath") if isinstance(volume, dict) else None
-            if not isinstance(host, dict):
-                continue
-            path = str(host.get("path") or "")
-            msg = f"Volume '{volume.get('name')}' mounts the node's path {path!r} (volumes[].hostPath.path)."
-            yield workload_hit(w, msg, severity=_host_path_severity(path))
+            host = volume.get("hostPath") if isinstance(volume, Mapping) else None
+            if isinstance(host, Mapping):
+                mounts.append((str(volume.get("name")), str(host.get("path") or "")))
+        if mounts:
+            severity = max((host_path_severity(path) for _, path in mounts), key=lambda s: s.rank)
+            listed = ", ".join(f"'{name}' mounts {path!r}" for name, path in mounts)
+            msg = f"The pod mounts the node's filesystem (volumes[].hostPath.path): {listed}."
+            yield workload_hit(w, msg, severity=severity)
 
 
 @check(
@@ -222,8 +235,9 @@ def credentials_in_env(ctx: CheckContext) -> Iterator[Hit]:
     value matches a known key format (PEM private key, OCI/AWS key ids). The value is never shown."""
     for w in ctx.workloads():
         for c in w.containers:
+            problems = []
             for var in c.spec.get("env") or ():
-                if not isinstance(var, dict):
+                if not isinstance(var, Mapping):
                     continue
                 value = var.get("value")
                 if not isinstance(value, str) or not value:
@@ -231,10 +245,9 @@ def credentials_in_env(ctx: CheckContext) -> Iterator[Hit]:
                 name = str(var.get("name") or "")
                 key_format = key_format_of(value)
                 if key_format:
-                    why = f"holds a literal {key_format}"
+                    problems.append(f"{name} holds a literal {key_format}")
                 elif marker_label(value) == "credential" or looks_like_credential_name(name):
-                    why = "looks like a credential and is set with a literal value instead of valueFrom"
-                else:
-                    continue
-                msg = f"{container_label(c)}: env var {name} {why} ({c.path}.env)."
+                    problems.append(f"{name} is set with a literal value")
+            if problems:
+                msg = f"{container_label(c)} has credentials in {c.path}.env: {'; '.join(problems)} (use valueFrom.secretKeyRef)."
                 yield workload_hit(w, msg, c)

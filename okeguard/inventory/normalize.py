@@ -18,7 +18,12 @@ from okeguard.inventory.model import (
     K8sObject,
     pod_template,
 )
-from okeguard.inventory.sensitive import classify_key_material, looks_like_credential_name, marker
+from okeguard.inventory.sensitive import (
+    classify_key_material,
+    looks_like_credential_name,
+    marker,
+    marker_label,
+)
 
 # Secret keys whose values are public by nature and needed by checks (certificate expiry).
 PUBLIC_SECRET_KEYS = frozenset({"tls.crt", "ca.crt"})
@@ -36,7 +41,7 @@ def _redact_secret(raw: MutableMapping[str, Any]) -> None:
             continue
         raw[field_name] = {
             key: value
-            if key in PUBLIC_SECRET_KEYS
+            if key in PUBLIC_SECRET_KEYS or marker_label(value) is not None
             else marker("secret", value if isinstance(value, str) else "")
             for key, value in values.items()
         }
@@ -65,7 +70,7 @@ def _redact_env(container: MutableMapping[str, Any]) -> None:
         if not isinstance(var, MutableMapping):
             continue
         value = var.get("value")
-        if not isinstance(value, str) or not value:
+        if not isinstance(value, str) or not value or marker_label(value) is not None:
             continue
         label = classify_key_material(value)
         if label:
@@ -81,8 +86,10 @@ def redact(obj: K8sObject) -> None:
     if isinstance(metadata, MutableMapping):
         metadata.pop("managedFields", None)
         annotations = metadata.get("annotations")
-        if isinstance(annotations, MutableMapping) and LAST_APPLIED in annotations:
-            annotations[LAST_APPLIED] = marker("annotation", str(annotations[LAST_APPLIED]))
+        if isinstance(annotations, MutableMapping):
+            last_applied = annotations.get(LAST_APPLIED)
+            if last_applied is not None and marker_label(last_applied) is None:
+                annotations[LAST_APPLIED] = marker("annotation", str(last_applied))
     if obj.kind == "Secret":
         _redact_secret(raw)
     elif obj.kind == "ConfigMap":
