@@ -123,7 +123,7 @@ def test_document_that_is_not_a_kubernetes_object_is_an_error(tmp_path: Path) ->
     with pytest.raises(InputError, match="expected a mapping"):
         load_manifests([str(scalar)])
     nameless = write(tmp_path / "nameless.yaml", "apiVersion: v1\nkind: Secret\nmetadata: {}\n")
-    with pytest.raises(InputError, match="Secret has no metadata.name"):
+    with pytest.raises(InputError, match=r"Secret has no metadata\.name"):
         load_manifests([str(nameless)])
 
 
