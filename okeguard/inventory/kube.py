@@ -136,11 +136,12 @@ def _configuration(pool_size: int) -> Any:
     cfg = client.Configuration()
     cfg.connection_pool_maxsize = pool_size
     # 5xx and 429 are retried with backoff before a kind becomes a gap; a refused connection is
-    # retried once; a read timeout is not retried (it would only multiply the wait).
+    # retried once; read timeouts and TLS failures are not (they would only multiply the wait).
     cfg.retries = urllib3.Retry(
         total=4,
         connect=1,
         read=0,
+        other=0,
         status=3,
         backoff_factor=0.2,
         status_forcelist=(429, 500, 502, 503, 504),
@@ -187,7 +188,7 @@ def _kubeconfig_client(config: Kubeconfig, context: str, pool_size: int) -> tupl
 def _exec_failed(target: _Target, messages: list[str]) -> ClusterAccessError:
     command = target.exec_command or "exec plugin"
     detail = messages[-1] if messages else "it returned no credentials"
-    if "No such file or directory" in detail or "not found" in detail.lower():
+    if f"No such file or directory: '{command}'" in detail:  # Popen could not start it
         detail = f"'{command}' was not found on PATH"
     if os.path.basename(command) == "oci":
         fix = (

@@ -257,6 +257,15 @@ def test_unreachable_server_names_context_and_server(kube_api: FakeKubeApi, tmp_
     assert time.monotonic() - started < 5
 
 
+def test_tls_failure_names_context_and_server(kube_api: FakeKubeApi, tmp_path: Path) -> None:
+    server = kube_api.url.replace("http://", "https://")  # the fake speaks plain HTTP
+    kubeconfig = kube_api.write_kubeconfig(tmp_path / "tls", context="tls", server=server)
+    with pytest.raises(ClusterAccessError) as err:
+        collect_live("tls", kubeconfig=str(kubeconfig))
+    assert str(err.value).startswith(f"context 'tls': cannot reach the API server at {server}: ")
+    assert "SSL" in str(err.value) and "\n" not in str(err.value)
+
+
 def test_a_slow_server_times_out(kube_api: FakeKubeApi) -> None:
     kube_api.delay = 2.0
     with pytest.raises(ClusterAccessError, match=r"context 'fake'.*no response within 0\.5s"):
