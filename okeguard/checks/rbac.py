@@ -27,7 +27,28 @@ _BUILTIN_CLUSTER_ROLES: Mapping[str, Sequence[Mapping[str, Any]]] = {
     "admin": ({"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["impersonate"]},),
     "edit": ({"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["impersonate"]},),
     "view": ({"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},),
+    "system:public-info-viewer": (
+        {
+            "nonResourceURLs": ["/healthz", "/livez", "/readyz", "/version", "/version/"],
+            "verbs": ["get"],
+        },
+    ),
 }
+# Non-resource URLs that Kubernetes itself opens to everyone (health and version probes).
+PUBLIC_INFO_URLS = frozenset({"/healthz", "/livez", "/readyz", "/version", "/version/"})
+
+
+def grants_only_public_info(rules: Sequence[Mapping[str, Any]] | None) -> bool:
+    """True for a role that only lets callers GET the health and version endpoints."""
+    if not rules:
+        return False
+    for rule in rules:
+        urls = set(rule.get("nonResourceURLs") or ())
+        if rule.get("resources") or not urls or not urls <= PUBLIC_INFO_URLS:
+            return False
+        if set(rule.get("verbs") or ()) - {"get"}:
+            return False
+    return True
 
 
 def subject_label(subject: Mapping[str, Any], binding: K8sObject) -> str:
@@ -173,12 +194,13 @@ def wildcard_rbac(ctx: CheckContext) -> Iterator[Hit]:
 )
 def anonymous_access(ctx: CheckContext) -> Iterator[Hit]:
     """A binding's subjects include `system:anonymous` or `system:unauthenticated`: anyone who can
-    reach the API server gets the role."""
+    reach the API server gets the role. A role that only allows GET on the health and version
+    endpoints (Kubernetes' own `system:public-info-viewer`) is not a finding."""
     for binding in _bindings(ctx):
         anonymous = sorted(
             {str(s.get("name")) for s in _subjects(binding) if s.get("name") in ANONYMOUS}
         )
-        if anonymous:
+        if anonymous and not grants_only_public_info(role_rules(ctx.inventory, binding)):
             kind, name = _role_ref(binding)
             yield object_hit(
                 binding, f"{binding.kind} grants {kind} {name!r} to {', '.join(anonymous)}."
