@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from okeguard.checks._common import WORKLOAD_READS, container_label, workload_hit
 from okeguard.checks.model import Severity
 from okeguard.checks.registry import CheckContext, Hit, check
-from okeguard.inventory.model import Inventory
+from okeguard.inventory.model import Container, Inventory, Workload
 
 DEFAULT_REGISTRY = "docker.io"
 DOCKER_HUB_ALIASES = ("index.docker.io", "registry-1.docker.io")
@@ -49,6 +49,13 @@ def parse_image(reference: str) -> ImageRef:
     return ImageRef(registry, path, tag or None, digest or None)
 
 
+def _images(ctx: CheckContext) -> Iterator[tuple[Workload, Container, ImageRef]]:
+    """Every container that names an image, with the parsed reference."""
+    for w, c in ctx.containers():
+        if c.image:
+            yield w, c, parse_image(c.image)
+
+
 @check(
     id="k8s.mutable-image-tag",
     title="Mutable image tag",
@@ -58,15 +65,11 @@ def parse_image(reference: str) -> ImageRef:
 )
 def mutable_image_tag(ctx: CheckContext) -> Iterator[Hit]:
     """The image has no tag or the tag `latest`, and no digest: what runs can change under the same name."""
-    for w in ctx.workloads():
-        for c in w.containers:
-            if not c.image:
-                continue
-            ref = parse_image(c.image)
-            if ref.digest is None and ref.tag in (None, "latest"):
-                shown = "no tag" if ref.tag is None else "the tag 'latest'"
-                msg = f"{container_label(c)} uses image {c.image!r} with {shown} and no digest ({c.path}.image)."
-                yield workload_hit(w, msg, c)
+    for w, c, ref in _images(ctx):
+        if ref.digest is None and ref.tag in (None, "latest"):
+            shown = "no tag" if ref.tag is None else "the tag 'latest'"
+            msg = f"{container_label(c)} uses image {c.image!r} with {shown} and no digest ({c.path}.image)."
+            yield workload_hit(w, msg, c)
 
 
 @check(
@@ -78,14 +81,10 @@ def mutable_image_tag(ctx: CheckContext) -> Iterator[Hit]:
 )
 def image_not_pinned(ctx: CheckContext) -> Iterator[Hit]:
     """The image is referenced by a fixed tag (not `latest`) without a `@sha256:` digest."""
-    for w in ctx.workloads():
-        for c in w.containers:
-            if not c.image:
-                continue
-            ref = parse_image(c.image)
-            if ref.digest is None and ref.tag not in (None, "latest"):
-                msg = f"{container_label(c)} uses image {c.image!r} by tag without a @sha256: digest ({c.path}.image)."
-                yield workload_hit(w, msg, c)
+    for w, c, ref in _images(ctx):
+        if ref.digest is None and ref.tag not in (None, "latest"):
+            msg = f"{container_label(c)} uses image {c.image!r} by tag without a @sha256: digest ({c.path}.image)."
+            yield workload_hit(w, msg, c)
 
 
 def node_image_sizes(inventory: Inventory) -> Mapping[str, int]:
@@ -127,14 +126,11 @@ def large_image(ctx: CheckContext) -> Iterator[Hit]:
     if not sizes:
         return
     limit = ctx.config.checks.max_image_size_mb * 1_000_000
-    for w in ctx.workloads():
-        for c in w.containers:
-            if not c.image:
-                continue
-            size = max((sizes.get(key, 0) for key in _lookup_keys(c.image)), default=0)
-            if size > limit:
-                msg = f"{container_label(c)} uses image {c.image!r} of {size / 1e6:.0f} MB, over the {limit / 1e6:.0f} MB limit (Node status.images[].sizeBytes)."
-                yield workload_hit(w, msg, c)
+    for w, c, _ in _images(ctx):
+        size = max((sizes.get(key, 0) for key in _lookup_keys(c.image)), default=0)
+        if size > limit:
+            msg = f"{container_label(c)} uses image {c.image!r} of {size / 1e6:.0f} MB, over the {limit / 1e6:.0f} MB limit (Node status.images[].sizeBytes)."
+            yield workload_hit(w, msg, c)
 
 
 def _allowed(ref: ImageRef, allowed: tuple[str, ...]) -> bool:
@@ -159,11 +155,7 @@ def untrusted_registry(ctx: CheckContext) -> Iterator[Hit]:
     allowed = ctx.config.checks.allowed_registries
     if not allowed:
         return
-    for w in ctx.workloads():
-        for c in w.containers:
-            if not c.image:
-                continue
-            ref = parse_image(c.image)
-            if not _allowed(ref, allowed):
-                msg = f"{container_label(c)} pulls {c.image!r} from {ref.registry}, which is not in allowed_registries ({', '.join(allowed)})."
-                yield workload_hit(w, msg, c)
+    for w, c, ref in _images(ctx):
+        if not _allowed(ref, allowed):
+            msg = f"{container_label(c)} pulls {c.image!r} from {ref.registry}, which is not in allowed_registries ({', '.join(allowed)})."
+            yield workload_hit(w, msg, c)

@@ -14,7 +14,7 @@ from datetime import datetime
 
 from okeguard.checks.model import ResourceRef, Severity, Status
 from okeguard.config import Config
-from okeguard.inventory.model import Inventory, K8sObject, Workload
+from okeguard.inventory.model import Container, Inventory, K8sObject, Workload, is_windows
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +49,15 @@ class CheckContext:
         for workload in self.inventory.workloads:
             if workload.namespace not in skip:
                 yield workload
+
+    def containers(self, *, linux_only: bool = False) -> Iterator[tuple[Workload, Container]]:
+        """Every container (all kinds) of :meth:`workloads`, with its workload. ``linux_only``
+        leaves out pods that declare ``os.name: windows``, where Linux security fields do not apply."""
+        for workload in self.workloads():
+            if linux_only and is_windows(workload.pod_spec):
+                continue
+            for container in workload.containers:
+                yield workload, container
 
 
 CheckFunc = Callable[[CheckContext], Iterable[Hit]]

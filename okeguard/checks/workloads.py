@@ -7,7 +7,6 @@ Each container is judged on its *effective* security context
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any
 
 from okeguard.checks._common import WORKLOAD_READS, container_label, workload_hit
 from okeguard.checks.model import Severity
@@ -23,15 +22,12 @@ DANGEROUS_CAPABILITIES = (
     "DAC_READ_SEARCH",
     "ALL",
 )
-CRITICAL_HOST_PATHS = ("/", "/var/run/docker.sock", "/run/containerd", "/proc")
-# Paths that are critical when mounted themselves or anything below them.
+# Paths that are critical when mounted themselves or anything below them (after /var/run -> /run).
 _CRITICAL_HOST_PREFIXES = ("/run/docker.sock", "/run/containerd", "/proc")
 
 
-def _is_linux(pod_spec: Mapping[str, Any]) -> bool:
-    """False for pods that declare ``os.name: windows``, where Linux security fields do not apply."""
-    os_field = pod_spec.get("os")
-    return not (isinstance(os_field, Mapping) and os_field.get("name") == "windows")
+def _shown(value: bool | None) -> str:
+    return "unset" if value is None else str(value).lower()
 
 
 @check(
@@ -46,19 +42,15 @@ def run_as_root(ctx: CheckContext) -> Iterator[Hit]:
     """The container may run as UID 0: its effective `runAsUser` is `0` (this beats
     `runAsNonRoot: true`, as the kubelet then refuses to start it), or its effective `runAsUser` is
     unset and its effective `runAsNonRoot` is not `true`. An explicit non-zero `runAsUser` passes."""
-    for w in ctx.workloads():
-        if not _is_linux(w.pod_spec):
+    for w, c in ctx.containers(linux_only=True):
+        sc = c.security
+        if sc.run_as_user == 0:
+            why = "effective securityContext.runAsUser is 0"
+        elif sc.run_as_user is None and sc.run_as_non_root is not True:
+            why = f"runAsUser is unset and runAsNonRoot is {_shown(sc.run_as_non_root)}, so the image's user (often root) applies"
+        else:
             continue
-        for c in w.containers:
-            sc = c.security
-            if sc.run_as_user == 0:
-                why = "effective securityContext.runAsUser is 0"
-            elif sc.run_as_user is None and sc.run_as_non_root is not True:
-                shown = "unset" if sc.run_as_non_root is None else "false"
-                why = f"runAsUser is unset and runAsNonRoot is {shown}, so the image's user (often root) applies"
-            else:
-                continue
-            yield workload_hit(w, f"{container_label(c)} may run as root: {why}.", c)
+        yield workload_hit(w, f"{container_label(c)} may run as root: {why}.", c)
 
 
 @check(
@@ -71,11 +63,12 @@ def run_as_root(ctx: CheckContext) -> Iterator[Hit]:
 )
 def privileged(ctx: CheckContext) -> Iterator[Hit]:
     """`securityContext.privileged` is `true`: the container has every capability and the host's devices."""
-    for w in ctx.workloads():
-        for c in w.containers:
-            if c.security.privileged is True:
-                msg = f"{container_label(c)} is privileged: {c.path}.securityContext.privileged is true."
-                yield workload_hit(w, msg, c)
+    for w, c in ctx.containers():
+        if c.security.privileged is True:
+            msg = (
+                f"{container_label(c)} is privileged: {c.path}.securityContext.privileged is true."
+            )
+            yield workload_hit(w, msg, c)
 
 
 @check(
@@ -88,15 +81,11 @@ def privileged(ctx: CheckContext) -> Iterator[Hit]:
 )
 def privilege_escalation(ctx: CheckContext) -> Iterator[Hit]:
     """`allowPrivilegeEscalation` is not `false` (unset counts as allowed: setuid binaries can gain privileges)."""
-    for w in ctx.workloads():
-        if not _is_linux(w.pod_spec):
-            continue
-        for c in w.containers:
-            value = c.security.allow_privilege_escalation
-            if value is not False:
-                shown = "unset" if value is None else "true"
-                msg = f"{container_label(c)} allows privilege escalation: {c.path}.securityContext.allowPrivilegeEscalation is {shown}."
-                yield workload_hit(w, msg, c)
+    for w, c in ctx.containers(linux_only=True):
+        value = c.security.allow_privilege_escalation
+        if value is not False:
+            msg = f"{container_label(c)} allows privilege escalation: {c.path}.securityContext.allowPrivilegeEscalation is {_shown(value)}."
+            yield workload_hit(w, msg, c)
 
 
 @check(
@@ -114,12 +103,11 @@ def dangerous_capabilities(ctx: CheckContext) -> Iterator[Hit]:
     for cap in ctx.config.checks.denied_capabilities:
         cap = cap.strip().upper()
         denied.add(cap[4:] if cap.startswith("CAP_") else cap)
-    for w in ctx.workloads():
-        for c in w.containers:
-            bad = [cap for cap in c.security.capabilities_add if cap in denied]
-            if bad:
-                msg = f"{container_label(c)} adds dangerous capabilities: {c.path}.securityContext.capabilities.add includes {', '.join(bad)}."
-                yield workload_hit(w, msg, c)
+    for w, c in ctx.containers():
+        bad = [cap for cap in c.security.capabilities_add if cap in denied]
+        if bad:
+            msg = f"{container_label(c)} adds dangerous capabilities: {c.path}.securityContext.capabilities.add includes {', '.join(bad)}."
+            yield workload_hit(w, msg, c)
 
 
 @check(
@@ -132,14 +120,11 @@ def dangerous_capabilities(ctx: CheckContext) -> Iterator[Hit]:
 )
 def capabilities_not_dropped(ctx: CheckContext) -> Iterator[Hit]:
     """`capabilities.drop` does not contain `ALL`, so the runtime's default capabilities remain."""
-    for w in ctx.workloads():
-        if not _is_linux(w.pod_spec):
-            continue
-        for c in w.containers:
-            if "ALL" not in c.security.capabilities_drop:
-                dropped = ", ".join(c.security.capabilities_drop) or "nothing"
-                msg = f"{container_label(c)} keeps the default capabilities: {c.path}.securityContext.capabilities.drop is {dropped}, not ALL."
-                yield workload_hit(w, msg, c)
+    for w, c in ctx.containers(linux_only=True):
+        if "ALL" not in c.security.capabilities_drop:
+            dropped = ", ".join(c.security.capabilities_drop) or "nothing"
+            msg = f"{container_label(c)} keeps the default capabilities: {c.path}.securityContext.capabilities.drop is {dropped}, not ALL."
+            yield workload_hit(w, msg, c)
 
 
 @check(
@@ -213,13 +198,11 @@ def host_path(ctx: CheckContext) -> Iterator[Hit]:
 )
 def writable_root_fs(ctx: CheckContext) -> Iterator[Hit]:
     """`readOnlyRootFilesystem` is not `true`, so the container's filesystem can be changed at run time."""
-    for w in ctx.workloads():
-        for c in w.containers:
-            value = c.security.read_only_root_filesystem
-            if value is not True:
-                shown = "unset" if value is None else "false"
-                msg = f"{container_label(c)} has a writable root filesystem: {c.path}.securityContext.readOnlyRootFilesystem is {shown}."
-                yield workload_hit(w, msg, c)
+    for w, c in ctx.containers():
+        value = c.security.read_only_root_filesystem
+        if value is not True:
+            msg = f"{container_label(c)} has a writable root filesystem: {c.path}.securityContext.readOnlyRootFilesystem is {_shown(value)}."
+            yield workload_hit(w, msg, c)
 
 
 @check(
@@ -233,21 +216,20 @@ def credentials_in_env(ctx: CheckContext) -> Iterator[Hit]:
     """An env var whose name looks like a credential (`PASSWORD`, `SECRET`, `TOKEN`, `API_KEY`,
     `PRIVATE_KEY`, `ACCESS_KEY`, …) has a literal `value` instead of `valueFrom`; or a literal
     value matches a known key format (PEM private key, OCI/AWS key ids). The value is never shown."""
-    for w in ctx.workloads():
-        for c in w.containers:
-            problems = []
-            for var in c.spec.get("env") or ():
-                if not isinstance(var, Mapping):
-                    continue
-                value = var.get("value")
-                if not isinstance(value, str) or not value:
-                    continue
-                name = str(var.get("name") or "")
-                key_format = key_format_of(value)
-                if key_format:
-                    problems.append(f"{name} holds a literal {key_format}")
-                elif marker_label(value) == "credential" or looks_like_credential_name(name):
-                    problems.append(f"{name} is set with a literal value")
-            if problems:
-                msg = f"{container_label(c)} has credentials in {c.path}.env: {'; '.join(problems)} (use valueFrom.secretKeyRef)."
-                yield workload_hit(w, msg, c)
+    for w, c in ctx.containers():
+        problems = []
+        for var in c.spec.get("env") or ():
+            if not isinstance(var, Mapping):
+                continue
+            value = var.get("value")
+            if not isinstance(value, str) or not value:
+                continue
+            name = str(var.get("name") or "")
+            key_format = key_format_of(value)
+            if key_format:
+                problems.append(f"{name} holds a literal {key_format}")
+            elif marker_label(value) == "credential" or looks_like_credential_name(name):
+                problems.append(f"{name} is set with a literal value")
+        if problems:
+            msg = f"{container_label(c)} has credentials in {c.path}.env: {'; '.join(problems)} (use valueFrom.secretKeyRef)."
+            yield workload_hit(w, msg, c)

@@ -231,6 +231,12 @@ class Workload:
         return str(spec.get("serviceAccountName") or spec.get("serviceAccount") or "default")
 
 
+def is_windows(pod_spec: Obj) -> bool:
+    """True for pods that declare ``os.name: windows``."""
+    os_field = pod_spec.get("os")
+    return isinstance(os_field, Mapping) and os_field.get("name") == "windows"
+
+
 def pod_template(obj: K8sObject) -> tuple[Obj, Obj] | None:
     """(pod metadata, pod spec) of a workload object, or None for other kinds."""
     spec = obj.spec
