@@ -7,9 +7,11 @@ the requested source, runs the checks and returns a :class:`ScanReport`.
 from __future__ import annotations
 
 import difflib
+import gc
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -154,10 +156,9 @@ def load_inventory(request: ScanRequest) -> Inventory:
     validate_source(request)
     if request.demo:
         from okeguard.inventory.demo import demo_snapshot_path
-        from okeguard.inventory.snapshot import parse_snapshot
+        from okeguard.inventory.snapshot import load_snapshot
 
-        path = demo_snapshot_path()
-        return parse_snapshot(path.read_bytes(), str(path), source_type="demo")
+        return load_snapshot(demo_snapshot_path(), source_type="demo")
     if request.snapshot is not None:
         from okeguard.inventory.snapshot import load_snapshot
 
@@ -186,8 +187,30 @@ def _with_kubeconfig(inventory: Inventory, path: str) -> Inventory:
     return replace(inventory, kubeconfig_users=tuple(read_kubeconfig_users(path)))
 
 
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a scan allocates its millions of small objects.
+
+    Loading builds no reference cycles worth collecting, and with the collector running each of
+    its passes walks every object allocated so far: on a 10,000-workload snapshot that tripled the
+    JSON decoding time. The collector is restored afterwards.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def run_scan(request: ScanRequest) -> ScanReport:
     """Load the requested source, run the checks and return the report."""
+    with gc_paused():
+        return _run_scan(request)
+
+
+def _run_scan(request: ScanRequest) -> ScanReport:
     validate_check_ids(request.checks)
     started = time.perf_counter()
     inventory = load_inventory(request)

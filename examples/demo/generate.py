@@ -1,6 +1,6 @@
 """Regenerate the demo snapshot: ``/work/venv/bin/python examples/demo/generate.py``.
 
-Writes ``snapshot.json`` next to this file: the ``okeguard.snapshot/v1`` capture of ``shop-prod``,
+Writes ``snapshot.jsonl`` next to this file: the ``okeguard.snapshot/v1`` capture of ``shop-prod``,
 the OKE cluster of a small online shop, taken at 2026-11-20T08:00:00Z. ``okeguard scan --demo``
 scans it (at that time, so the story never changes). ``README.md`` tells the story; keep the two
 in step. The output is byte-stable: everything comes from one seeded RNG.
@@ -204,7 +204,7 @@ def main() -> int:
         captured_at=CAPTURED_AT,
         kubeconfig_users=users,
     )
-    path = HERE / "snapshot.json"
+    path = HERE / "snapshot.jsonl"
     size = save_snapshot(
         inventory,
         path,

@@ -28,10 +28,15 @@ def _echo_error(message: str) -> None:
     click.echo(f"okeguard: error: {message}", err=True)
 
 
-def _write_stdout(text: str) -> None:
+def _write_stdout(text: str | bytes) -> None:
     try:
-        sys.stdout.write(text)
-        sys.stdout.flush()
+        if isinstance(text, bytes):
+            sys.stdout.flush()
+            sys.stdout.buffer.write(text)
+            sys.stdout.buffer.flush()
+        else:
+            sys.stdout.write(text)
+            sys.stdout.flush()
     except BrokenPipeError:  # e.g. `okeguard scan ... | head`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
@@ -74,7 +79,7 @@ def cli(verbose: int) -> None:
       okeguard scan --manifests k8s/ --format sarif > okeguard.sarif
       helm template shop ./chart | okeguard scan --manifests - --fail-on high
       okeguard scan --context prod --namespace payments
-      okeguard snapshot --context prod -o prod.json && okeguard scan --snapshot prod.json
+      okeguard snapshot --context prod -o prod.jsonl && okeguard scan --snapshot prod.jsonl
     """
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(
@@ -195,7 +200,7 @@ def scan(
     text = renderer(output_format)(report, color=color)
     if output:
         try:
-            Path(output).write_text(text, encoding="utf-8")
+            Path(output).write_bytes(text if isinstance(text, bytes) else text.encode())
         except OSError as exc:
             raise UsageError(f"{output}: cannot write report: {exc.strerror}") from None
     else:
@@ -233,13 +238,14 @@ def snapshot(
 
     \b
     Example:
-      okeguard snapshot --context prod -o prod.json
-      okeguard scan --snapshot prod.json
+      okeguard snapshot --context prod -o prod.jsonl
+      okeguard scan --snapshot prod.jsonl
     """
     from okeguard.inventory.kube import collect_live
     from okeguard.inventory.snapshot import save_snapshot
+    from okeguard.service import gc_paused
 
-    with _progress("Reading the cluster…", quiet):
+    with _progress("Reading the cluster…", quiet), gc_paused():
         inventory, cluster_info = collect_live(
             context, kubeconfig=kubeconfig, cluster_name=cluster_name
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
@@ -28,6 +29,7 @@ class ImageRef:
         return f"{self.registry}/{self.repository}"
 
 
+@functools.lru_cache(maxsize=65536)
 def parse_image(reference: str) -> ImageRef:
     """Parse an image reference the way container runtimes do (``nginx`` is ``docker.io/library/nginx``)."""
     rest, _, digest = reference.strip().partition("@")

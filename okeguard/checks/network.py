@@ -94,7 +94,7 @@ def ingress_without_tls(ctx: CheckContext) -> Iterator[Hit]:
         rules = ingress.spec.get("rules") or ()
         if rules and not ingress.spec.get("tls"):
             hosts = sorted(
-                {str(r.get("host")) for r in rules if isinstance(r, Mapping) and r.get("host")}
+                {str(r.get("host")) for r in rules if isinstance(r, dict) and r.get("host")}
             )
             shown = f" for {', '.join(hosts)}" if hosts else ""
             yield object_hit(

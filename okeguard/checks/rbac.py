@@ -77,7 +77,7 @@ def is_system_subject(
 
 
 def _subjects(binding: K8sObject) -> list[Mapping[str, Any]]:
-    return [s for s in binding.raw.get("subjects") or () if isinstance(s, Mapping)]
+    return [s for s in binding.raw.get("subjects") or () if isinstance(s, dict)]
 
 
 def _role_ref(binding: K8sObject) -> tuple[str, str]:
@@ -96,7 +96,7 @@ def role_rules(inventory: Inventory, binding: K8sObject) -> Sequence[Mapping[str
         role = inventory.get("Role", binding.namespace, name)
         if role is None:
             return None
-    return [r for r in role.raw.get("rules") or () if isinstance(r, Mapping)]
+    return [r for r in role.raw.get("rules") or () if isinstance(r, dict)]
 
 
 def _bindings(ctx: CheckContext) -> Iterator[K8sObject]:

@@ -6,12 +6,12 @@ Each container is judged on its *effective* security context
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 
 from okeguard.checks._common import WORKLOAD_READS, container_label, workload_hit
 from okeguard.checks.model import Severity
 from okeguard.checks.registry import CheckContext, Hit, check
-from okeguard.inventory.sensitive import key_format_of, looks_like_credential_name, marker_label
+from okeguard.inventory.sensitive import KEY_FORMAT_LABELS, marker_label
 
 DANGEROUS_CAPABILITIES = (
     "SYS_ADMIN",
@@ -178,8 +178,8 @@ def host_path(ctx: CheckContext) -> Iterator[Hit]:
     for w in ctx.workloads():
         mounts = []
         for volume in w.pod_spec.get("volumes") or ():
-            host = volume.get("hostPath") if isinstance(volume, Mapping) else None
-            if isinstance(host, Mapping):
+            host = volume.get("hostPath") if isinstance(volume, dict) else None
+            if isinstance(host, dict):
                 mounts.append((str(volume.get("name")), str(host.get("path") or "")))
         if mounts:
             severity = max((host_path_severity(path) for _, path in mounts), key=lambda s: s.rank)
@@ -215,21 +215,18 @@ def writable_root_fs(ctx: CheckContext) -> Iterator[Hit]:
 def credentials_in_env(ctx: CheckContext) -> Iterator[Hit]:
     """An env var whose name looks like a credential (`PASSWORD`, `SECRET`, `TOKEN`, `API_KEY`,
     `PRIVATE_KEY`, `ACCESS_KEY`, …) has a literal `value` instead of `valueFrom`; or a literal
-    value matches a known key format (PEM private key, OCI/AWS key ids). The value is never shown."""
+    value matches a known key format (PEM private key, OCI/AWS key ids). The value is never shown.
+
+    Loading already judged every literal value (:mod:`okeguard.inventory.normalize`) and replaced
+    the suspicious ones by markers, so the check reads the markers' labels."""
     for w, c in ctx.containers():
         problems = []
         for var in c.spec.get("env") or ():
-            if not isinstance(var, Mapping):
-                continue
-            value = var.get("value")
-            if not isinstance(value, str) or not value:
-                continue
-            name = str(var.get("name") or "")
-            key_format = key_format_of(value)
-            if key_format:
-                problems.append(f"{name} holds a literal {key_format}")
-            elif marker_label(value) == "credential" or looks_like_credential_name(name):
-                problems.append(f"{name} is set with a literal value")
+            label = marker_label(var.get("value")) if isinstance(var, dict) else None
+            if label in KEY_FORMAT_LABELS:
+                problems.append(f"{var.get('name')} holds a literal {label}")
+            elif label == "credential":
+                problems.append(f"{var.get('name')} is set with a literal value")
         if problems:
             msg = f"{container_label(c)} has credentials in {c.path}.env: {'; '.join(problems)} (use valueFrom.secretKeyRef)."
             yield workload_hit(w, msg, c)

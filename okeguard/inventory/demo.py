@@ -10,7 +10,7 @@ from pathlib import Path
 
 from okeguard.errors import InputError
 
-SNAPSHOT_NAME = "snapshot.json"
+SNAPSHOT_NAME = "snapshot.jsonl"
 CONFIG_NAME = "okeguard.yaml"
 
 

@@ -172,7 +172,7 @@ def effective_security_context(pod_spec: Obj, container: Obj) -> EffectiveSecuri
         run_as_user=_int_or_none(inherited("runAsUser")),
         run_as_non_root=_bool_or_none(inherited("runAsNonRoot")),
         run_as_group=_int_or_none(inherited("runAsGroup")),
-        seccomp_profile=str(seccomp.get("type")) if isinstance(seccomp, Mapping) else None,
+        seccomp_profile=str(seccomp.get("type")) if isinstance(seccomp, dict) else None,
         privileged=_bool_or_none(sc.get("privileged")),
         allow_privilege_escalation=_bool_or_none(sc.get("allowPrivilegeEscalation")),
         read_only_root_filesystem=_bool_or_none(sc.get("readOnlyRootFilesystem")),
@@ -234,7 +234,7 @@ class Workload:
 def is_windows(pod_spec: Obj) -> bool:
     """True for pods that declare ``os.name: windows``."""
     os_field = pod_spec.get("os")
-    return isinstance(os_field, Mapping) and os_field.get("name") == "windows"
+    return isinstance(os_field, dict) and os_field.get("name") == "windows"
 
 
 def pod_template(obj: K8sObject) -> tuple[Obj, Obj] | None:
@@ -271,7 +271,7 @@ def _containers(
         if kind == "ephemeralContainer":
             items += list(extra_ephemeral)
         for path, spec in items:
-            if not isinstance(spec, Mapping):
+            if not isinstance(spec, dict):
                 continue
             name = str(spec.get("name") or "")
             if kind == "ephemeralContainer":

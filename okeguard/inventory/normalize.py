@@ -8,7 +8,7 @@ ConfigMaps and ``last-applied-configuration`` annotations are replaced by marker
 
 from __future__ import annotations
 
-from collections.abc import Mapping, MutableMapping
+from collections.abc import MutableMapping
 from typing import Any
 
 from okeguard.inventory.model import (
@@ -37,7 +37,7 @@ class NotAnObject(ValueError):
 def _redact_secret(raw: MutableMapping[str, Any]) -> None:
     for field_name in ("data", "stringData"):
         values = raw.get(field_name)
-        if not isinstance(values, Mapping):
+        if not isinstance(values, dict):
             continue
         raw[field_name] = {
             key: value
@@ -49,14 +49,14 @@ def _redact_secret(raw: MutableMapping[str, Any]) -> None:
 
 def _redact_config_map(raw: MutableMapping[str, Any]) -> None:
     data = raw.get("data")
-    if isinstance(data, Mapping):
+    if isinstance(data, dict):
         redacted: dict[str, Any] = {}
         for key, value in data.items():
             label = classify_key_material(value) if isinstance(value, str) else None
             redacted[key] = marker(label, value) if label else value
         raw["data"] = redacted
     binary = raw.get("binaryData")
-    if isinstance(binary, Mapping):
+    if isinstance(binary, dict):
         raw["binaryData"] = {
             k: marker("binary", v if isinstance(v, str) else "") for k, v in binary.items()
         }
@@ -67,7 +67,7 @@ def _redact_env(container: MutableMapping[str, Any]) -> None:
     if not isinstance(env, list):
         return
     for var in env:
-        if not isinstance(var, MutableMapping):
+        if not isinstance(var, dict):
             continue
         value = var.get("value")
         if not isinstance(value, str) or not value or marker_label(value) is not None:
@@ -83,10 +83,10 @@ def redact(obj: K8sObject) -> None:
     """Replace every sensitive value in ``obj.raw`` (in place) by a redaction marker."""
     raw: MutableMapping[str, Any] = obj.raw  # type: ignore[assignment]
     metadata = raw.get("metadata")
-    if isinstance(metadata, MutableMapping):
+    if isinstance(metadata, dict):
         metadata.pop("managedFields", None)
         annotations = metadata.get("annotations")
-        if isinstance(annotations, MutableMapping):
+        if isinstance(annotations, dict):
             last_applied = annotations.get(LAST_APPLIED)
             if last_applied is not None and marker_label(last_applied) is None:
                 annotations[LAST_APPLIED] = marker("annotation", str(last_applied))
@@ -99,7 +99,7 @@ def redact(obj: K8sObject) -> None:
         spec = template[1]
         for field_name, _ in CONTAINER_FIELDS:
             for container in spec.get(field_name) or ():
-                if isinstance(container, MutableMapping):
+                if isinstance(container, dict):
                     _redact_env(container)
 
 
@@ -119,10 +119,10 @@ def to_object(doc: object, *, origin: str | None = None) -> K8sObject | None:
     if kind not in SUPPORTED_KINDS:
         return None
     metadata = doc.get("metadata")
-    name = metadata.get("name") if isinstance(metadata, Mapping) else None
+    name = metadata.get("name") if isinstance(metadata, dict) else None
     if not isinstance(name, str) or not name:
         raise NotAnObject(f"{kind} has no metadata.name")
-    assert isinstance(metadata, Mapping)
+    assert isinstance(metadata, dict)
     if kind in CLUSTER_SCOPED_KINDS:
         namespace = None
     else:

@@ -46,14 +46,19 @@ _REFERENCE_SUFFIX = re.compile(
 )
 
 
+# One pass over a value finds any of the formats; the group that matched names it.
+_ANY_KEY_FORMAT = re.compile(
+    "|".join(f"(?P<f{i}>{pattern.pattern})" for i, (_, pattern) in enumerate(_KEY_FORMATS))
+)
+_LABEL_OF_GROUP = {f"f{i}": label for i, (label, _) in enumerate(_KEY_FORMATS)}
+
+
 def classify_key_material(value: str) -> str | None:
     """Return the label of the known key format found in ``value`` (e.g. ``pem-private-key``), or None."""
-    if not value or len(value) < 16:
+    if len(value) < 16:
         return None
-    for label, pattern in _KEY_FORMATS:
-        if pattern.search(value):
-            return label
-    return None
+    found = _ANY_KEY_FORMAT.search(value)
+    return _LABEL_OF_GROUP[str(found.lastgroup)] if found else None
 
 
 def looks_like_credential_name(name: str) -> bool:

@@ -69,7 +69,7 @@ def test_snapshot_of_a_live_cluster(run: Run, cluster: FakeKubeApi, tmp_path: Pa
     text = out.read_text()
     assert SECRET_VALUE not in text and base64.b64encode(SECRET_VALUE.encode()).decode() not in text
     assert cluster.token not in text
-    document = json.loads(text)
+    document = json.loads(text.splitlines()[0])  # the header line of the JSON Lines file
     assert document["cluster"]["server"] == cluster.url
     assert document["cluster"]["kubernetes_version"] == "v1.30.1"
     assert len(cluster.requests_to(list_path("Pod"))) == 1

@@ -54,7 +54,9 @@ def test_round_trip_keeps_objects_users_and_gaps(tmp_path: Path) -> None:
     }
     assert loaded.kubeconfig_users == (KubeconfigUser("ci", ("token",)),)
     assert loaded.gaps == (Gap("kubernetes", "ConfigMap", "403 Forbidden"),)
-    assert json.loads(path.read_text())["schema"] == SNAPSHOT_SCHEMA
+    header, *objects = [json.loads(line) for line in path.read_text().splitlines()]
+    assert header["schema"] == SNAPSHOT_SCHEMA and header["objects"] == 2
+    assert sorted(o["kind"] for o in objects) == ["Deployment", "Secret"]
 
 
 def test_secret_values_never_reach_the_file(tmp_path: Path) -> None:
@@ -63,13 +65,31 @@ def test_secret_values_never_reach_the_file(tmp_path: Path) -> None:
     text = path.read_text()
     assert SECRET_VALUE not in text
     assert base64.b64encode(SECRET_VALUE.encode()).decode() not in text
-    stored = json.loads(text)["objects"][0]
+    stored = json.loads(text.splitlines()[1])
     assert stored["data"]["password"].startswith("okeguard:redacted:secret:")
+
+
+HEADER = f'{{"schema": "{SNAPSHOT_SCHEMA}", "cluster": {{"name": "c"}}}}'
+
+
+def test_a_single_json_document_is_read_too(tmp_path: Path) -> None:
+    doc = {
+        "schema": SNAPSHOT_SCHEMA,
+        "cluster": {"name": "hand-made"},
+        "objects": [deployment()],
+    }
+    path = tmp_path / "snap.json"
+    path.write_text(json.dumps(doc, indent=2))
+    loaded = load_snapshot(path)
+    assert loaded.cluster == "hand-made"
+    assert [w.name for w in loaded.workloads] == ["web"]
 
 
 @pytest.mark.parametrize(
     ("content", "expected"),
     [
+        (HEADER + "\n" + json.dumps(deployment()) + "\n{broken\n", r"snap\.json:3: invalid JSON"),
+        (HEADER + '\n\n{"kind": "Pod"}\n', r"snap\.json:3: not a Kubernetes object: no apiVersion"),
         ("{not json", r"snap\.json:1: invalid JSON"),
         ("[]", "not an okeguard snapshot"),
         ('{"schema": "other/v9"}', "schema is 'other/v9'"),

@@ -10,8 +10,10 @@ from okeguard.service import ScanReport
 FORMATS = ("table", "json", "sarif", "markdown")
 
 
-def renderer(name: str) -> Callable[..., str]:
-    """The render function of a format (imported lazily: only the chosen one is loaded)."""
+def renderer(name: str) -> Callable[..., str | bytes]:
+    """The render function of a format (imported lazily: only the chosen one is loaded).
+
+    JSON and SARIF render to UTF-8 bytes, table and markdown to text."""
     if name == "json":
         from okeguard.bot.formats.json_format import render
     elif name == "sarif":

@@ -7,5 +7,6 @@ import orjson
 from okeguard.service import ScanReport
 
 
-def render(report: ScanReport, **_: object) -> str:
-    return orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2).decode() + "\n"
+def render(report: ScanReport, **_: object) -> bytes:
+    """UTF-8 JSON bytes: written as they are, never decoded into a second copy."""
+    return orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2) + b"\n"

@@ -139,5 +139,6 @@ def sarif_document(report: ScanReport) -> dict[str, Any]:
     }
 
 
-def render(report: ScanReport, **_: object) -> str:
-    return orjson.dumps(sarif_document(report), option=orjson.OPT_INDENT_2).decode() + "\n"
+def render(report: ScanReport, **_: object) -> bytes:
+    """UTF-8 JSON bytes: written as they are, never decoded into a second copy."""
+    return orjson.dumps(sarif_document(report), option=orjson.OPT_INDENT_2) + b"\n"
