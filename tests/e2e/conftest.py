@@ -43,3 +43,13 @@ def run(tmp_path: Path) -> Run:
         )
 
     return _run
+
+
+def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
+    """Assert a user error: exit 2, nothing on stdout, one line on stderr, no traceback."""
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert result.stdout == ""
+    return lines[0]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.e2e.conftest import Run
+from tests.e2e.conftest import Run, one_error_line
 from tests.helpers import HARDENED_CONTAINER, deployment
 
 PRIVILEGED = deployment(
@@ -31,15 +31,6 @@ def manifests(tmp_path: Path) -> Path:
     (folder / "apps" / "agent.yaml").write_text(yaml.safe_dump_all([PRIVILEGED, POLICY]))
     (folder / "clean.yaml").write_text(yaml.safe_dump_all([CLEAN, POLICY]))
     return folder
-
-
-def one_error_line(result) -> str:
-    assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert result.stdout == ""
-    return lines[0]
 
 
 def test_json_goes_to_stdout_alone_and_parses(run: Run, manifests: Path) -> None:

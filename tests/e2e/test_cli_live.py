@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import stat
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +13,7 @@ import pytest
 import yaml
 
 from okeguard.inventory.snapshot import load_snapshot
-from tests.e2e.conftest import Run
+from tests.e2e.conftest import Run, one_error_line
 from tests.fakes.kube_api import FakeKubeApi, closed_port, list_path, running_fake_kube_api
 from tests.helpers import deployment
 
@@ -45,15 +44,6 @@ def cluster(tmp_path: Path) -> Iterator[FakeKubeApi]:
 
 def env_for(api: FakeKubeApi) -> dict[str, str]:
     return {"KUBECONFIG": str(api.kubeconfig_path)}
-
-
-def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
-    assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert result.stdout == ""
-    return lines[0]
 
 
 def test_snapshot_of_a_live_cluster(run: Run, cluster: FakeKubeApi, tmp_path: Path) -> None:
