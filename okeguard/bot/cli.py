@@ -169,7 +169,7 @@ def scan(
     """
     from okeguard.bot.formats import renderer
     from okeguard.config import load_config
-    from okeguard.service import ScanRequest, run_scan, validate_source
+    from okeguard.service import ScanRequest, gc_paused, run_scan, validate_source
 
     if paths and not manifests:
         raise UsageError(f"unexpected argument '{paths[0]}' (manifest paths go after --manifests)")
@@ -197,7 +197,8 @@ def scan(
     with _progress("Scanning…", quiet or context is None):
         report = run_scan(request)
     color = output is None and _use_color(no_color)
-    text = renderer(output_format)(report, color=color)
+    with gc_paused():  # rendering allocates an object or more per finding, like loading
+        text = renderer(output_format)(report, color=color)
     if output:
         try:
             Path(output).write_bytes(text if isinstance(text, bytes) else text.encode())

@@ -17,7 +17,6 @@ def workload_hit(
 ) -> Hit:
     """A hit on a workload (or one of its containers), exemptable by the workload's annotations
     or its pod template's annotations."""
-    template_annotations = workload.pod_metadata.get("annotations") or {}
     return Hit(
         ResourceRef(
             workload.kind,
@@ -28,9 +27,7 @@ def workload_hit(
         message,
         subject=workload.obj,
         severity=severity,
-        extra_subject_annotations=tuple(
-            (k, str(v)) for k, v in template_annotations.items() if k.startswith("okeguard.io/")
-        ),
+        extra_subject_annotations=workload.pod_metadata.get("annotations"),
     )
 
 

@@ -26,12 +26,10 @@ class CheckRun:
 
 def _exemption(hit: Hit, check_id: str) -> str | None:
     """The exemption reason when the subject's annotations exempt this check, else None."""
-    sources = []
-    if hit.subject is not None:
-        sources.append(hit.subject.annotations)
-    if hit.extra_subject_annotations:
-        sources.append(dict(hit.extra_subject_annotations))
+    sources = (hit.subject.annotations if hit.subject else None, hit.extra_subject_annotations)
     for source in sources:
+        if not source:
+            continue
         listed = source.get(EXEMPT_ANNOTATION)
         if not listed:
             continue

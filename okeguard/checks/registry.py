@@ -8,7 +8,7 @@ turns them into findings (fingerprint, exemption, namespace filter).
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -31,7 +31,7 @@ class Hit:
     subject: K8sObject | None = None
     severity: Severity | None = None
     status: Status = Status.OPEN
-    extra_subject_annotations: tuple[tuple[str, str], ...] = ()
+    extra_subject_annotations: Mapping[str, str] | None = None
 
 
 @dataclass(frozen=True)

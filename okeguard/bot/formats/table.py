@@ -29,7 +29,24 @@ def local_time(value: datetime) -> str:
     return f"{local:%Y-%m-%d %H:%M} {local.tzname()}"
 
 
-def _finding_lines(out: Text, finding: Finding, extra: str | None = None) -> None:
+class _Segments:
+    """Text pieces with optional rich styles. Without colour they are simply joined: building a
+    rich ``Text`` of a few hundred thousand spans takes a second for a large cluster."""
+
+    def __init__(self) -> None:
+        self.parts: list[tuple[str, str | None]] = []
+
+    def append(self, text: str, style: str | None = None) -> None:
+        self.parts.append((text, style))
+
+    def plain(self) -> str:
+        return "".join(text for text, _ in self.parts)
+
+    def styled(self) -> Text:
+        return Text.assemble(*self.parts)
+
+
+def _finding_lines(out: _Segments, finding: Finding, extra: str | None = None) -> None:
     out.append("  ")
     out.append(finding.check_id, style="bold")
     out.append("  ")
@@ -61,17 +78,7 @@ def summary_line(report: ScanReport) -> str:
 def render(
     report: ScanReport, *, color: bool = False, width: int | None = None, **_: object
 ) -> str:
-    buffer = io.StringIO()
-    console = Console(
-        file=buffer,
-        force_terminal=color,
-        no_color=not color,
-        color_system="standard" if color else None,
-        width=width or 10_000,
-        soft_wrap=width is None,
-        highlight=False,
-    )
-    out = Text()
+    out = _Segments()
     source = report.source.get("type", "?")
     when = f"evaluated at {local_time(report.evaluated_at)}"
     out.append(f"okeguard scan of {report.cluster} ({source}, {when})\n", style="bold")
@@ -105,5 +112,16 @@ def render(
         out.append(f"\nSkipped kinds okeguard does not check: {kinds}\n", style="dim")
     out.append("\n")
     out.append(summary_line(report), style="bold" if report.complete else "bold yellow")
-    console.print(out)
+    if not color:
+        return out.plain() + "\n"
+    buffer = io.StringIO()
+    console = Console(
+        file=buffer,
+        force_terminal=True,
+        color_system="standard",
+        width=width or 10_000,
+        soft_wrap=width is None,
+        highlight=False,
+    )
+    console.print(out.styled())
     return buffer.getvalue()
