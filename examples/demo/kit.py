@@ -290,3 +290,14 @@ def docker_config(c: Cluster) -> str:
 
 
 # ------------------------------------------------------------------------------------------------
+
+
+def pull_secret(c: Cluster, namespace: str, created: str) -> None:
+    """The OCIR image-pull Secret every application namespace carries."""
+    c.secret(
+        namespace,
+        "ocir-pull",
+        created,
+        "kubernetes.io/dockerconfigjson",
+        {".dockerconfigjson": docker_config(c)},
+    )

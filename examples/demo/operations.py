@@ -17,11 +17,11 @@ from kit import (
     TMP_VOLUME,
     app_labels,
     binding,
-    docker_config,
     from_secret,
     ingress,
     ocid,
     probe,
+    pull_secret,
     rbac,
     service,
     service_account,
@@ -70,13 +70,7 @@ def platform(
     )
     c.service_account(ns, "shop-admin", at("2025-02-20T17:11:48"))
     c.service_account(ns, "ci-deployer", at("2025-02-13T09:30:02"), secrets=["ci-deployer-token"])
-    c.secret(
-        ns,
-        "ocir-pull",
-        created,
-        "kubernetes.io/dockerconfigjson",
-        {".dockerconfigjson": docker_config(c)},
-    )
+    pull_secret(c, ns, created)
     # A long-lived token for CI, made before anyone knew about TokenRequest; it is in CI's kubeconfig.
     c.secret(
         ns,
@@ -543,13 +537,7 @@ def platform(
 def batch(c: Cluster) -> None:
     ns = "batch"
     created = at("2025-06-03T11:22:40")
-    c.secret(
-        ns,
-        "ocir-pull",
-        created,
-        "kubernetes.io/dockerconfigjson",
-        {".dockerconfigjson": docker_config(c)},
-    )
+    pull_secret(c, ns, created)
     c.secret(
         ns,
         "report-db",

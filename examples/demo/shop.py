@@ -17,13 +17,13 @@ from kit import (
     app_labels,
     binding,
     default_deny,
-    docker_config,
     from_namespace,
     from_secret,
     group,
     ingress,
     network_policy,
     ocid,
+    pull_secret,
     service,
     template,
 )
@@ -36,13 +36,7 @@ def storefront(c: Cluster, cert: Any, chain_ca: Any) -> None:
     created = at("2025-02-12T13:20:00")
     for sa in ("web", "cart", "catalog", "search"):
         c.service_account(ns, sa, created, automount=False, labels={"app.kubernetes.io/name": sa})
-    c.secret(
-        ns,
-        "ocir-pull",
-        created,
-        "kubernetes.io/dockerconfigjson",
-        {".dockerconfigjson": docker_config(c)},
-    )
+    pull_secret(c, ns, created)
     # An old Secret, but rotated in October: the annotation keeps it from being stale.
     c.secret(
         ns,
@@ -317,13 +311,7 @@ def checkout(c: Cluster, cert: Any, chain_ca: Any) -> None:
     created = at("2025-02-12T13:20:00")
     for sa in ("orders", "payments-gateway"):
         c.service_account(ns, sa, created, automount=False, labels={"app.kubernetes.io/name": sa})
-    c.secret(
-        ns,
-        "ocir-pull",
-        created,
-        "kubernetes.io/dockerconfigjson",
-        {".dockerconfigjson": docker_config(c)},
-    )
+    pull_secret(c, ns, created)
     c.secret(
         ns,
         "orders-db",
@@ -559,13 +547,7 @@ def data(c: Cluster, cert: Any, ca: Any, cm_annotations: Any) -> None:
     created = at("2025-02-12T13:40:00")
     for sa in ("postgres", "redis"):
         c.service_account(ns, sa, created, automount=False, labels={"app.kubernetes.io/name": sa})
-    c.secret(
-        ns,
-        "ocir-pull",
-        created,
-        "kubernetes.io/dockerconfigjson",
-        {".dockerconfigjson": docker_config(c)},
-    )
+    pull_secret(c, ns, created)
     # Created with the database in February 2025 and never rotated since.
     c.secret(
         ns,
