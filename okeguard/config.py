@@ -7,11 +7,12 @@ suggest the right key for a typo. Secrets never live here: tokens come from the 
 from __future__ import annotations
 
 import difflib
+import typing
 from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from okeguard.errors import ConfigError
 
@@ -52,6 +53,80 @@ class ChecksConfig(_Strict):
         description="`k8s.dangerous-capabilities`: capabilities denied on top of the built-in list.",
     )
     disabled: tuple[str, ...] = Field((), description="Check ids never run.")
+    node_image_max_age_days: int = Field(
+        60, ge=1, description="`oke.stale-node-image`: maximum age of a node pool's image."
+    )
+    vault_secret_max_age_days: int = Field(
+        90,
+        ge=1,
+        description="`oke.vault-secret-not-rotated`: maximum age of a secret's current version.",
+    )
+
+
+OciAuthMode = Literal[
+    "config_file", "instance_principal", "resource_principal", "workload_identity"
+]
+
+
+class OciAuthConfig(_Strict):
+    """How okeguard authenticates to OCI. ``workload_identity`` is the right choice inside OKE."""
+
+    mode: OciAuthMode = Field(
+        "config_file",
+        description="config_file, instance_principal, resource_principal or workload_identity.",
+    )
+    config_file: str | None = Field(
+        None, description="OCI CLI config file (default ~/.oci/config); mode config_file only."
+    )
+    profile: str = Field(
+        "DEFAULT", description="Profile in the config file; mode config_file only."
+    )
+
+    @model_validator(mode="after")
+    def _file_options_need_config_file_mode(self) -> OciAuthConfig:
+        if self.mode != "config_file" and (
+            self.config_file is not None or self.profile != "DEFAULT"
+        ):
+            raise ValueError(
+                f"config_file and profile apply only to mode config_file, not {self.mode}"
+            )
+        return self
+
+
+class ClusterConfig(_Strict):
+    """One cluster to scan: how to reach its Kubernetes API and where it lives in OCI."""
+
+    name: str = Field(
+        ..., min_length=1, description="Name used in findings, fingerprints and Slack."
+    )
+    context: str | None = Field(None, description="Kubeconfig context of the cluster.")
+    kubeconfig: str | None = Field(
+        None, description="Kubeconfig file (default $KUBECONFIG or ~/.kube/config)."
+    )
+    in_cluster: bool = Field(
+        False, description="Use the pod's ServiceAccount (okeguard runs in this cluster)."
+    )
+    cluster_id: str | None = Field(
+        None, pattern=r"^ocid1\.cluster\.", description="The OKE cluster OCID."
+    )
+    region: str | None = Field(None, description="OCI region of the cluster, e.g. eu-frankfurt-1.")
+    compartments: tuple[str, ...] = Field(
+        (), description="Compartment OCIDs whose Vault secrets (and logs) to read."
+    )
+    exposure: Exposure | None = Field(
+        None, description="Planned exposure of this cluster (default: the top-level exposure)."
+    )
+    checks: ChecksConfig | None = Field(
+        None, description="Thresholds for this cluster (default: the top-level checks)."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ClusterConfig:
+        if self.in_cluster and (self.context or self.kubeconfig):
+            raise ValueError("in_cluster cannot be combined with context or kubeconfig")
+        if self.cluster_id and not self.region:
+            raise ValueError("region is required with cluster_id")
+        return self
 
 
 class Config(_Strict):
@@ -61,26 +136,78 @@ class Config(_Strict):
         "private", description="Planned exposure of the cluster (practice P1); grades severities."
     )
     checks: ChecksConfig = Field(default_factory=ChecksConfig)
+    oci: OciAuthConfig = Field(default_factory=OciAuthConfig)
+    clusters: tuple[ClusterConfig, ...] = Field(
+        (), description="The clusters `okeguard scan --config` scans."
+    )
+
+    @model_validator(mode="after")
+    def _unique_cluster_names(self) -> Config:
+        names = [c.name for c in self.clusters]
+        for name in names:
+            if names.count(name) > 1:
+                raise ValueError(f"cluster name '{name}' is used twice")
+        return self
+
+    def for_cluster(self, cluster: ClusterConfig) -> Config:
+        """The effective configuration of one cluster: its own exposure and checks, else ours."""
+        return self.model_copy(
+            update={
+                "exposure": cluster.exposure or self.exposure,
+                "checks": cluster.checks or self.checks,
+            }
+        )
+
+    def cluster(self, name: str) -> ClusterConfig:
+        """The configured cluster called ``name``; ConfigError with a suggestion otherwise."""
+        for cluster in self.clusters:
+            if cluster.name == name:
+                return cluster
+        names = [c.name for c in self.clusters]
+        close = difflib.get_close_matches(name, names, n=1)
+        hint = (
+            f" (did you mean '{close[0]}'?)"
+            if close
+            else f" (configured: {', '.join(names) or 'none'})"
+        )
+        raise ConfigError(f"no cluster named '{name}' in the configuration{hint}")
 
 
 def _location(loc: tuple[int | str, ...]) -> str:
-    return ".".join(str(part) for part in loc) or "(top level)"
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}" if text else str(part)
+    return text or "(top level)"
+
+
+def _model_in(annotation: object) -> type[BaseModel] | None:
+    """The pydantic model inside an annotation (``ClusterConfig``, ``tuple[ClusterConfig, ...]``,
+    ``ChecksConfig | None``), if any."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
 
 
 def _explain(error: ValidationError, path: str) -> str:
     first = error.errors()[0]
     loc = tuple(first["loc"])
     if first["type"] == "extra_forbidden":
-        parent: type[BaseModel] = Config
+        parent: type[BaseModel] | None = Config
         for part in loc[:-1]:
+            if isinstance(part, int) or parent is None:
+                continue
             field = parent.model_fields.get(str(part))
-            annotation = field.annotation if field else None
-            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-                parent = annotation
-        close = difflib.get_close_matches(str(loc[-1]), list(parent.model_fields), n=1)
+            parent = _model_in(field.annotation) if field else None
+        fields = list(parent.model_fields) if parent else []
+        close = difflib.get_close_matches(str(loc[-1]), fields, n=1)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
         return f"{path}: unknown key '{_location(loc)}'{hint}"
-    return f"{path}: {_location(loc)}: {first['msg']}"
+    message = str(first["msg"]).removeprefix("Value error, ")
+    return f"{path}: {_location(loc)}: {message}"
 
 
 def load_config(path: str | Path | None) -> Config:

@@ -19,7 +19,7 @@ from typing import Any
 from okeguard import __version__
 from okeguard.checks.engine import run_checks
 from okeguard.checks.model import Finding, Severity, Status
-from okeguard.checks.registry import all_checks
+from okeguard.checks.registry import all_checks, get_check
 from okeguard.config import Config
 from okeguard.errors import UsageError
 from okeguard.inventory.model import Gap, Inventory
@@ -78,13 +78,11 @@ class ScanReport:
         """What could not be read, each with the checks it left unevaluated."""
         out = []
         for gap in self.gaps:
-            affected = sorted(
-                {
-                    f.check_id
-                    for f in self.findings
-                    if f.status is Status.UNKNOWN and f.resource.kind == gap.kind
-                }
-            )
+            affected = [
+                check_id
+                for check_id in self.checks_run
+                if (spec := get_check(check_id)) is not None and gap.kind in spec.reads
+            ]
             out.append(
                 {"source": gap.source, "kind": gap.kind, "reason": gap.reason, "checks": affected}
             )
@@ -115,6 +113,19 @@ class ScanReport:
                 "duration_seconds": round(self.duration_seconds, 3),
             },
         }
+
+
+def oci_gaps(inventory: Inventory) -> list[Gap]:
+    """The OCI collector's gaps as scan gaps: kind ``oci:<area>``, the IAM policy in the reason."""
+    if inventory.oci is None:
+        return []
+    gaps = []
+    for gap in inventory.oci.gaps:
+        what = f"{gap.reason} ({gap.ocid})" if gap.ocid else gap.reason
+        if gap.policy:
+            what += f"; grant it with: {gap.policy}"
+        gaps.append(Gap("oci", f"oci:{gap.area}", what))
+    return gaps
 
 
 def _iso(value: datetime) -> str:
@@ -234,7 +245,7 @@ def _run_scan(request: ScanRequest) -> ScanReport:
         findings=result.findings,
         checks_run=result.checks_run,
         not_applicable=result.not_applicable,
-        gaps=list(inventory.gaps),
+        gaps=[*inventory.gaps, *oci_gaps(inventory)],
         skipped_kinds=dict(inventory.skipped_kinds),
         objects_scanned=inventory.object_count,
         duration_seconds=time.perf_counter() - started,

@@ -80,7 +80,9 @@ def run_checks(
     for spec in all_checks():
         if (only is not None and spec.id not in only) or spec.id in disabled:
             continue
-        if spec.whole_cluster and not inventory.whole_cluster:
+        if (spec.whole_cluster and not inventory.whole_cluster) or (
+            spec.oci and inventory.oci is None
+        ):
             not_applicable.append(spec.id)
             continue
         checks_run.append(spec.id)

@@ -74,6 +74,7 @@ class CheckSpec:
     remediation: str
     reads: tuple[str, ...]
     whole_cluster: bool
+    oci: bool
     severity_note: str | None
     description: str
     func: CheckFunc
@@ -91,10 +92,12 @@ def check(
     remediation: str = "guidance",
     reads: tuple[str, ...] = (),
     whole_cluster: bool = False,
+    oci: bool = False,
     severity_note: str | None = None,
 ) -> Callable[[CheckFunc], CheckFunc]:
     """Register a check. ``reads`` lists the kinds it needs (a failed listing makes it ``unknown``);
-    ``whole_cluster`` checks only run on a whole-cluster view (live or snapshot), not on manifests.
+    ``whole_cluster`` checks only run on a whole-cluster view (live or snapshot), not on manifests;
+    ``oci`` checks only run when the OCI side was read (``inventory.oci``).
     """
 
     def register(func: CheckFunc) -> CheckFunc:
@@ -108,6 +111,7 @@ def check(
             remediation=remediation,
             reads=reads,
             whole_cluster=whole_cluster,
+            oci=oci,
             severity_note=severity_note,
             description=inspect.cleandoc(func.__doc__ or title),
             func=func,

@@ -10,7 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from okeguard.inventory.oci_model import OciState
 
 Obj = Mapping[str, Any]
 
@@ -327,6 +330,7 @@ class Inventory:
     gaps: tuple[Gap, ...] = ()
     skipped_kinds: Mapping[str, int] = field(default_factory=dict)
     workloads: tuple[Workload, ...] = ()
+    oci: OciState | None = None  # the OCI side, when it was read
     _index: Mapping[tuple[str, str | None, str], K8sObject] = field(
         default_factory=dict, repr=False
     )
@@ -376,6 +380,7 @@ def build_inventory(
     kubeconfig_users: Sequence[KubeconfigUser] | None = None,
     gaps: Sequence[Gap] = (),
     skipped_kinds: Mapping[str, int] | None = None,
+    oci: OciState | None = None,
 ) -> Inventory:
     """Group objects by kind, index them, and derive the workloads (folding owned pods)."""
     by_kind: dict[str, list[K8sObject]] = {}
@@ -425,5 +430,6 @@ def build_inventory(
         gaps=tuple(gaps),
         skipped_kinds=dict(skipped_kinds or {}),
         workloads=tuple(workloads),
+        oci=oci,
         _index=index,
     )

@@ -31,6 +31,7 @@ from okeguard.inventory.model import (
     parse_time,
 )
 from okeguard.inventory.normalize import NotAnObject, to_object
+from okeguard.inventory.oci_model import oci_state_from_dict, oci_state_to_dict
 
 SNAPSHOT_SCHEMA = "okeguard.snapshot/v1"
 
@@ -67,6 +68,7 @@ def snapshot_header(
             {"source": g.source, "kind": g.kind, "reason": g.reason} for g in inventory.gaps
         ],
         "skipped_kinds": dict(inventory.skipped_kinds),
+        "oci": None if inventory.oci is None else oci_state_to_dict(inventory.oci),
     }
 
 
@@ -180,6 +182,7 @@ def _inventory(stream: IO[bytes], label: str, source_type: str) -> Inventory:
         kubeconfig_users=users,
         gaps=gaps,
         skipped_kinds=skipped,
+        oci=oci_state_from_dict(header["oci"]) if isinstance(header.get("oci"), dict) else None,
     )
 
 
