@@ -229,12 +229,36 @@ def _run_scan(request: ScanRequest) -> ScanReport:
         inventory = _with_kubeconfig(inventory, request.kubeconfig)
     now = request.now or datetime.now(UTC)
     evaluated_at = inventory.captured_at if request.demo and inventory.captured_at else now
-    result = run_checks(
+    return scan_inventory(
         inventory,
         request.config,
+        checks=request.checks,
+        namespaces=request.namespaces,
+        now=now,
+        evaluated_at=evaluated_at,
+        started=started,
+    )
+
+
+def scan_inventory(
+    inventory: Inventory,
+    config: Config,
+    *,
+    checks: Sequence[str] = (),
+    namespaces: Sequence[str] = (),
+    now: datetime,
+    evaluated_at: datetime | None = None,
+    started: float | None = None,
+) -> ScanReport:
+    """Run the checks over an inventory already loaded and wrap the result in a report."""
+    evaluated_at = evaluated_at or now
+    started = time.perf_counter() if started is None else started
+    result = run_checks(
+        inventory,
+        config,
         now=evaluated_at,
-        only=set(request.checks) or None,
-        namespaces=set(request.namespaces) or None,
+        only=set(checks) or None,
+        namespaces=set(namespaces) or None,
     )
     source = {"type": inventory.source.type, **inventory.source.detail}
     return ScanReport(

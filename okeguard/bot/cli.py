@@ -128,7 +128,19 @@ def cli(verbose: int) -> None:
     metavar="NS",
     help="Report only this namespace (repeatable).",
 )
-@click.option("--config", "config_path", metavar="FILE", help="Configuration file (okeguard.yaml).")
+@click.option(
+    "--config",
+    "config_path",
+    metavar="FILE",
+    help="Configuration file (okeguard.yaml); alone, it scans the clusters it lists.",
+)
+@click.option(
+    "--cluster",
+    "clusters",
+    multiple=True,
+    metavar="NAME",
+    help="With --config alone: scan only this configured cluster (repeatable).",
+)
 @click.option(
     "--cluster-name",
     metavar="NAME",
@@ -151,6 +163,7 @@ def scan(
     checks: tuple[str, ...],
     namespaces: tuple[str, ...],
     config_path: str | None,
+    clusters: tuple[str, ...],
     cluster_name: str | None,
     output: str | None,
     no_color: bool,
@@ -166,6 +179,7 @@ def scan(
       okeguard scan --demo
       okeguard scan --manifests deploy/ charts/rendered.yaml --fail-on high
       kustomize build overlays/prod | okeguard scan --manifests - --format json | jq .summary
+      okeguard scan --config okeguard.yaml --cluster shop-prod   # Kubernetes and OCI together
     """
     from okeguard.bot.formats import renderer
     from okeguard.config import load_config
@@ -174,9 +188,16 @@ def scan(
     if paths and not manifests:
         raise UsageError(f"unexpected argument '{paths[0]}' (manifest paths go after --manifests)")
     threshold = _parse_severity(fail_on)
-    validate_source(
-        ScanRequest(demo=demo, manifests=manifests + paths, snapshot=snapshot, context=context)
+    source = ScanRequest(demo=demo, manifests=manifests + paths, snapshot=snapshot, context=context)
+    from_config = config_path is not None and not (
+        demo or manifests or paths or snapshot or context
     )
+    if clusters and not from_config:
+        raise UsageError(
+            "--cluster selects clusters of --config; it cannot be combined with another source"
+        )
+    if not from_config:
+        validate_source(source)
     if demo and config_path is None:
         from okeguard.inventory.demo import demo_config_path
 
@@ -194,8 +215,14 @@ def scan(
         config=config,
         cluster_name=cluster_name,
     )
-    with _progress("Scanning…", quiet or context is None):
-        report = run_scan(request)
+    if from_config:
+        from okeguard.fleet import scan_configured
+
+        with _progress("Scanning the configured clusters…", quiet):
+            report = scan_configured(config, clusters, checks=checks, namespaces=namespaces)
+    else:
+        with _progress("Scanning…", quiet or context is None):
+            report = run_scan(request)
     color = output is None and _use_color(no_color)
     with gc_paused():  # rendering allocates an object or more per finding, like loading
         text = renderer(output_format)(report, color=color)
@@ -231,25 +258,60 @@ def scan(
     metavar="NAME",
     help="Cluster name recorded in the snapshot (default: the context).",
 )
+@click.option(
+    "--config",
+    "config_path",
+    metavar="FILE",
+    help="Capture a cluster of this configuration, Kubernetes and OCI together.",
+)
+@click.option("--cluster", metavar="NAME", help="With --config: the configured cluster to capture.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress or summary on stderr.")
 def snapshot(
-    context: str | None, kubeconfig: str | None, output: str, cluster_name: str | None, quiet: bool
+    context: str | None,
+    kubeconfig: str | None,
+    output: str,
+    cluster_name: str | None,
+    config_path: str | None,
+    cluster: str | None,
+    quiet: bool,
 ) -> None:
     """Capture a live cluster into a snapshot file (secret values are never written).
 
     \b
-    Example:
+    Examples:
       okeguard snapshot --context prod -o prod.jsonl
+      okeguard snapshot --config okeguard.yaml --cluster shop-prod -o shop-prod.jsonl
       okeguard scan --snapshot prod.jsonl
     """
-    from okeguard.inventory.kube import collect_live
     from okeguard.inventory.snapshot import save_snapshot
     from okeguard.service import gc_paused
 
-    with _progress("Reading the cluster…", quiet), gc_paused():
-        inventory, cluster_info = collect_live(
-            context, kubeconfig=kubeconfig, cluster_name=cluster_name
-        )
+    if config_path is not None:
+        if context or kubeconfig or cluster_name:
+            raise UsageError(
+                "--config takes the context and names from the configuration; drop --context, --kubeconfig and --cluster-name"
+            )
+        from okeguard.config import load_config
+        from okeguard.fleet import collect_cluster, select_clusters
+
+        config = load_config(config_path)
+        selected = select_clusters(config, [cluster] if cluster else [])
+        if len(selected) > 1:
+            names = ", ".join(c.name for c in selected)
+            raise UsageError(
+                f"the configuration lists several clusters ({names}): choose one with --cluster"
+            )
+        with _progress("Reading the cluster…", quiet), gc_paused():
+            inventory, cluster_info = collect_cluster(config, selected[0])
+    else:
+        if cluster:
+            raise UsageError("--cluster names a cluster of --config")
+        from okeguard.inventory.kube import collect_live
+
+        with _progress("Reading the cluster…", quiet), gc_paused():
+            inventory, cluster_info = collect_live(
+                context, kubeconfig=kubeconfig, cluster_name=cluster_name
+            )
     size = save_snapshot(inventory, output, cluster_info)
     if not quiet:
         gaps = f", {len(inventory.gaps)} kind(s) unreadable" if inventory.gaps else ""

@@ -5,6 +5,8 @@ from okeguard.checks import (  # noqa: F401
     images,
     kubeconfig,
     network,
+    oke_cluster,
+    oke_network,
     rbac,
     secrets,
     workloads,

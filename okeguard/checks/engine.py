@@ -89,7 +89,7 @@ def run_checks(
         gaps = _gap_findings(spec, inventory)
         hits: Iterable[Hit] = gaps if gaps else spec.func(ctx)
         findings.extend(_to_findings(spec, hits, inventory.cluster, namespaces))
-    findings.sort(key=_sort_key)
+    findings.sort(key=finding_sort_key)
     return CheckRun(findings, checks_run, not_applicable)
 
 
@@ -120,7 +120,7 @@ def _to_findings(
         )
 
 
-def _sort_key(f: Finding) -> tuple[int, str, str, str, str, str]:
+def finding_sort_key(f: Finding) -> tuple[int, str, str, str, str, str]:
     r = f.resource
     return (-f.severity.rank, f.check_id, r.namespace or "", r.kind, r.name, r.container or "")
 

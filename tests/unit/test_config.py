@@ -75,3 +75,77 @@ def test_missing_file(tmp_path: Path) -> None:
 
 def test_empty_file_gives_defaults(tmp_path: Path) -> None:
     assert load_config(write(tmp_path, "")) == Config()
+
+
+CLUSTERS = """\
+exposure: private
+oci:
+  mode: workload_identity
+clusters:
+  - name: shop-prod
+    in_cluster: true
+    cluster_id: ocid1.cluster.oc1.eu-frankfurt-1.aaaa
+    region: eu-frankfurt-1
+    compartments: [ocid1.compartment.oc1..shop]
+    exposure: public
+    checks:
+      secret_max_age_days: 30
+  - name: lab
+    context: lab
+"""
+
+
+def test_clusters_and_oci_auth_are_read(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, CLUSTERS))
+    assert config.oci.mode == "workload_identity"
+    prod = config.cluster("shop-prod")
+    assert prod.in_cluster and prod.region == "eu-frankfurt-1"
+    effective = config.for_cluster(prod)
+    assert effective.exposure == "public" and effective.checks.secret_max_age_days == 30
+    lab = config.for_cluster(config.cluster("lab"))
+    assert lab.exposure == "private" and lab.checks.secret_max_age_days == 90
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "clusters:\n  - name: a\n    contxt: b\n",
+            "unknown key 'clusters[0].contxt' (did you mean 'context'?)",
+        ),
+        (
+            "clusters:\n  - name: a\n    checks: {secret_max_age: 3}\n",
+            "'clusters[0].checks.secret_max_age' (did you mean",
+        ),
+        (
+            "clusters:\n  - name: a\n    cluster_id: ocid1.cluster.oc1..x\n",
+            "clusters[0]: region is required with cluster_id",
+        ),
+        (
+            "clusters:\n  - name: a\n    cluster_id: vcn-1\n    region: r\n",
+            "clusters[0].cluster_id: String should match pattern",
+        ),
+        (
+            "clusters:\n  - name: a\n    in_cluster: true\n    context: x\n",
+            "in_cluster cannot be combined with context",
+        ),
+        ("clusters:\n  - name: a\n  - name: a\n", "cluster name 'a' is used twice"),
+        ("oci:\n  mode: magic\n", "oci.mode: Input should be 'config_file', 'instance_principal'"),
+        (
+            "oci:\n  mode: instance_principal\n  profile: X\n",
+            "oci: config_file and profile apply only to mode config_file",
+        ),
+    ],
+)
+def test_cluster_and_oci_errors_name_the_key(tmp_path: Path, text: str, expected: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(err.value).startswith(f"{path}: ")
+    assert expected in str(err.value)
+
+
+def test_unknown_cluster_name_suggests(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, CLUSTERS))
+    with pytest.raises(ConfigError, match="did you mean 'shop-prod'"):
+        config.cluster("shop-prd")

@@ -1,0 +1,125 @@
+"""Scanning the clusters of a configuration file: two fake Kubernetes API servers, one report."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from okeguard.config import load_config
+from okeguard.errors import ConfigError
+from okeguard.fleet import scan_configured
+from tests.e2e.conftest import okeguard_command, one_error_line
+from tests.fakes.kube_api import running_fake_kube_api
+from tests.helpers import HARDENED_CONTAINER, deployment
+
+ROOT_APP = deployment("legacy", namespace="shop")
+CLEAN_APP = deployment("clean", namespace="shop", containers=[HARDENED_CONTAINER])
+
+
+@pytest.fixture
+def fleet(tmp_path: Path):
+    """Two fake clusters (prod: a root container; lab: clean) and an okeguard.yaml naming both."""
+    with running_fake_kube_api([ROOT_APP]) as prod, running_fake_kube_api([CLEAN_APP]) as lab:
+        prod.write_kubeconfig(tmp_path / "prod.kubeconfig", context="prod")
+        lab.write_kubeconfig(tmp_path / "lab.kubeconfig", context="lab")
+        config = {
+            "exposure": "private",
+            "clusters": [
+                {
+                    "name": "prod",
+                    "context": "prod",
+                    "kubeconfig": str(tmp_path / "prod.kubeconfig"),
+                    "exposure": "public",
+                },
+                {"name": "lab", "context": "lab", "kubeconfig": str(tmp_path / "lab.kubeconfig")},
+            ],
+        }
+        path = tmp_path / "okeguard.yaml"
+        path.write_text(yaml.safe_dump(config))
+        yield path, prod, lab
+
+
+def test_every_configured_cluster_lands_in_one_report(fleet) -> None:
+    path, prod, lab = fleet
+    report = scan_configured(load_config(path))
+    assert report.cluster == "prod, lab"
+    assert report.source["type"] == "config"
+    clusters = {f.cluster for f in report.findings}
+    assert clusters == {"prod", "lab"}
+    root = [f for f in report.findings if f.check_id == "k8s.run-as-root"]
+    assert [(f.cluster, f.resource.name) for f in root] == [("prod", "legacy")]
+    # each cluster is judged with its own exposure: public raises the policy finding to high
+    policy = {
+        f.cluster: f.severity.value
+        for f in report.findings
+        if f.check_id == "k8s.missing-network-policy"
+    }
+    assert policy == {"prod": "high", "lab": "medium"}
+    assert prod.requests and lab.requests
+
+
+def test_cluster_selection_and_errors(fleet) -> None:
+    path, _, _ = fleet
+    config = load_config(path)
+    only_lab = scan_configured(config, ["lab"])
+    assert only_lab.cluster == "lab" and {f.cluster for f in only_lab.findings} == {"lab"}
+    with pytest.raises(
+        ConfigError,
+        match="no cluster named 'prd' in the configuration \\(did you mean 'prod'\\?\\)",
+    ):
+        scan_configured(config, ["prd"])
+
+
+def test_the_command_line_scans_the_configuration(fleet, tmp_path: Path) -> None:
+    path, _, _ = fleet
+    env = {**os.environ, "NO_COLOR": "1", "HOME": str(tmp_path)}
+    env.pop("KUBECONFIG", None)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [*okeguard_command(), *args]
+        return subprocess.run(
+            command, capture_output=True, text=True, env=env, timeout=120, check=False
+        )
+
+    result = run("scan", "--config", str(path), "--format", "json")
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert {f["cluster"] for f in doc["findings"]} == {"prod", "lab"}
+    assert (
+        run(
+            "scan", "--config", str(path), "--cluster", "prod", "--fail-on", "high", "-q"
+        ).returncode
+        == 1
+    )
+    assert (
+        run("scan", "--config", str(path), "--cluster", "lab", "--fail-on", "high", "-q").returncode
+        == 0
+    )
+    assert "did you mean 'prod'" in one_error_line(
+        run("scan", "--config", str(path), "--cluster", "prdo")
+    )
+    assert "cannot be combined" in one_error_line(run("scan", "--demo", "--cluster", "prod"))
+    snapshot = tmp_path / "lab.jsonl"
+    assert (
+        run(
+            "snapshot", "--config", str(path), "--cluster", "lab", "-o", str(snapshot), "-q"
+        ).returncode
+        == 0
+    )
+    header = json.loads(snapshot.read_text().splitlines()[0])
+    assert header["cluster"]["name"] == "lab"
+    assert "choose one with --cluster" in one_error_line(
+        run("snapshot", "--config", str(path), "-o", str(snapshot))
+    )
+
+
+def test_a_configuration_without_clusters_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "okeguard.yaml"
+    path.write_text("exposure: private\n")
+    with pytest.raises(ConfigError, match="lists no clusters"):
+        scan_configured(load_config(path))
