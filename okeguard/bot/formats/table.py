@@ -46,10 +46,14 @@ class _Segments:
         return Text.assemble(*self.parts)
 
 
-def _finding_lines(out: _Segments, finding: Finding, extra: str | None = None) -> None:
+def _finding_lines(
+    out: _Segments, finding: Finding, extra: str | None = None, *, with_cluster: bool = False
+) -> None:
     out.append("  ")
     out.append(finding.check_id, style="bold")
     out.append("  ")
+    if with_cluster:
+        out.append(f"{finding.cluster}: ", style="dim")
     out.append(finding.resource.display())
     if finding.origin:
         out.append(f"  ({finding.origin})", style="dim")
@@ -79,6 +83,7 @@ def render(
     report: ScanReport, *, color: bool = False, width: int | None = None, **_: object
 ) -> str:
     out = _Segments()
+    several = report.source.get("type") == "config"  # findings of several clusters
     source = report.source.get("type", "?")
     when = f"evaluated at {local_time(report.evaluated_at)}"
     out.append(f"okeguard scan of {report.cluster} ({source}, {when})\n", style="bold")
@@ -98,7 +103,7 @@ def render(
         out.append(f" {severity.value.upper()} ", style=STYLES[severity.value])
         out.append(f" {len(group)}\n")
         for finding in group:
-            _finding_lines(out, finding)
+            _finding_lines(out, finding, with_cluster=several)
     for status, title in ((Status.EXEMPT, "EXEMPT"), (Status.UNKNOWN, "NOT EVALUATED")):
         group = [f for f in report.findings if f.status is status]
         if group:
@@ -106,7 +111,7 @@ def render(
             out.append(f" {len(group)}\n")
             for finding in group:
                 extra = f"exempt: {finding.exempt_reason}" if status is Status.EXEMPT else None
-                _finding_lines(out, finding, extra)
+                _finding_lines(out, finding, extra, with_cluster=several)
     if report.skipped_kinds:
         kinds = ", ".join(f"{kind} ({n})" for kind, n in sorted(report.skipped_kinds.items()))
         out.append(f"\nSkipped kinds okeguard does not check: {kinds}\n", style="dim")
