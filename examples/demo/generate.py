@@ -32,18 +32,20 @@ from kit import (
     ocid,
     service,
 )
+from oci_side import load_balancers, network_ids, oci_state
 from oke_system import kube_system, node_infos, node_template
 from operations import batch, platform
 from shop import checkout, data, storefront
 
 from okeguard.inventory.manifests import objects_from_documents
 from okeguard.inventory.model import KubeconfigUser, SourceInfo, build_inventory
+from okeguard.inventory.oci_model import OciState
 from okeguard.inventory.snapshot import save_snapshot
 
 HERE = Path(__file__).resolve().parent
 
 
-def build() -> tuple[list[Doc], list[KubeconfigUser]]:
+def build() -> tuple[list[Doc], list[KubeconfigUser], OciState]:
     c = Cluster(SEED, CLUSTER_CREATED, CAPTURED_AT)
     c.node_created = NODES_CREATED
     cluster_ocid = ocid(c, "cluster")
@@ -173,6 +175,11 @@ def build() -> tuple[list[Doc], list[KubeconfigUser]]:
 
     c.node_docs(node_template(compartment), node_infos(c, cluster_ocid), [IMAGES["pause"]])
 
+    # --- the OCI side (after the Kubernetes objects, whose OCIDs and IPs it repeats) -------------
+    ids = network_ids(c, c.docs)
+    load_balancers(c, internal_ca, tls_secret, ids["subnets"], ids["nsgs"])
+    oci = oci_state(c, c.docs, ids, cluster_ocid, compartment)
+
     users = [
         KubeconfigUser(
             name=f"user-{cluster_ocid[-11:]}",
@@ -190,11 +197,11 @@ def build() -> tuple[list[Doc], list[KubeconfigUser]]:
         ),
         KubeconfigUser(name="ci-deployer", auth=("token",)),
     ]
-    return c.docs, users
+    return c.docs, users, oci
 
 
 def main() -> int:
-    docs, users = build()
+    docs, users, oci = build()
     objects = objects_from_documents(docs, "generate.py")
     inventory = build_inventory(
         objects,
@@ -203,6 +210,7 @@ def main() -> int:
         whole_cluster=True,
         captured_at=CAPTURED_AT,
         kubeconfig_users=users,
+        oci=oci,
     )
     path = HERE / "snapshot.jsonl"
     size = save_snapshot(
