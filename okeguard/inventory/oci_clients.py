@@ -72,9 +72,7 @@ def _retry_strategy(attempts: int, base_sleep: float) -> Any:
     ).get_retry_strategy()
 
 
-def _config_and_signer(
-    auth: OciAuthConfig, region: str
-) -> tuple[dict[str, Any], Any, str | None]:
+def _config_and_signer(auth: OciAuthConfig, region: str) -> tuple[dict[str, Any], Any, str | None]:
     """(config, signer or None, tenancy OCID or None) for the auth mode."""
     import oci
 
