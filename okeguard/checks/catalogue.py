@@ -7,6 +7,7 @@ from okeguard.checks import (  # noqa: F401
     network,
     oke_cluster,
     oke_network,
+    oke_services,
     rbac,
     secrets,
     workloads,

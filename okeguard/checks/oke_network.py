@@ -1,6 +1,5 @@
-"""OKE network checks (practices P1, P3, P4, P7, P11, P16): security lists and NSGs of the
-cluster's subnets, worker placement, flow logs, and the load balancers that LoadBalancer Services
-make the OCI cloud-controller-manager (CCM) create.
+"""OKE network checks (practices P3, P4, P16): security lists and NSGs of the cluster's subnets,
+worker placement and flow logs. The load-balancer checks are in :mod:`okeguard.checks.oke_services`.
 
 Like :mod:`okeguard.checks.oke_cluster` they fail closed: a subnet, security list or NSG the
 cluster uses that the collector could not read makes the check ``unknown`` for it.
@@ -10,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 
-from okeguard.checks._common import object_hit
 from okeguard.checks.model import ResourceRef, Severity
 from okeguard.checks.oke_cluster import (
     cluster_ref,
@@ -21,7 +19,6 @@ from okeguard.checks.oke_cluster import (
     unknown_hit,
 )
 from okeguard.checks.registry import CheckContext, Hit, check
-from okeguard.inventory.model import K8sObject
 from okeguard.inventory.oci_model import (
     PROTOCOL_NAMES,
     OciGap,
@@ -34,27 +31,6 @@ WORLD = ("0.0.0.0/0", "::/0")
 SENSITIVE_PORTS: Mapping[int, str] = {22: "SSH", 3389: "RDP", 6443: "API", 10250: "kubelet"}
 CRITICAL_PORTS = frozenset({22, 3389, 10250})
 NODEPORT_RANGE = (30000, 32767)
-
-# Service annotations read by the OCI CCM (oracle/oci-cloud-controller-manager,
-# docs/load-balancer-annotations.md, and Oracle's "Summary of Annotations for Load Balancers
-# and Network Load Balancers").
-LB_TYPE = "oci.oraclecloud.com/load-balancer-type"  # "lb" (default) or "nlb"
-RULE_MODE = "oci.oraclecloud.com/security-rule-management-mode"  # NSG, SL-All, SL-Frontend, None
-LB_SL_MODE = "service.beta.kubernetes.io/oci-load-balancer-security-list-management-mode"
-NLB_SL_MODE = "oci-network-load-balancer.oraclecloud.com/security-list-management-mode"
-LB_INTERNAL = "service.beta.kubernetes.io/oci-load-balancer-internal"
-NLB_INTERNAL = "oci-network-load-balancer.oraclecloud.com/internal"
-SSL_PORTS = "service.beta.kubernetes.io/oci-load-balancer-ssl-ports"
-# Defaults of the legacy security-list annotations when neither annotation is set, from the
-# CCM's annotation table: "All" for a load balancer (an invalid value also falls back to
-# "All"), "None" for a network load balancer. The newer RULE_MODE annotation has no default
-# ("N/A"): without it the legacy annotation's mode applies.
-_LEGACY_MODES: Mapping[bool, tuple[str, str]] = {
-    False: (LB_SL_MODE, "All"),
-    True: (NLB_SL_MODE, "None"),
-}
-_VALID_LEGACY = ("All", "Frontend", "None")
-_SERVICE_READS = ("Service",)
 
 
 # --- the cluster's network -------------------------------------------------------------------
@@ -323,139 +299,4 @@ def flow_logs_disabled(ctx: CheckContext) -> Iterator[Hit]:
             yield Hit(
                 ref,
                 f"subnet {name!r} ({', '.join(roles)}) has no enabled, active flow log on the subnet or on its VCN {vcn_id}.",
-            )
-
-
-# --- LoadBalancer Services ----------------------------------------------------------------------
-
-
-def load_balancer_services(ctx: CheckContext) -> Iterator[K8sObject]:
-    """Services of ``type: LoadBalancer`` (every namespace: the CCM serves them all)."""
-    for service in ctx.inventory.of_kind("Service"):
-        if service.spec.get("type") == "LoadBalancer":
-            yield service
-
-
-def is_network_load_balancer(service: K8sObject) -> bool:
-    """True when the Service asks for an OCI Network Load Balancer instead of a load balancer."""
-    return str(service.annotations.get(LB_TYPE) or "lb").strip().lower() == "nlb"
-
-
-def rule_management_mode(service: K8sObject) -> tuple[str, str]:
-    """(mode, where it comes from) of the CCM's security-rule management for a Service."""
-    annotations = service.annotations
-    value = annotations.get(RULE_MODE)
-    if value is not None:
-        return str(value).strip(), f"{RULE_MODE} is {str(value)!r}"
-    key, default = _LEGACY_MODES[is_network_load_balancer(service)]
-    legacy = annotations.get(key)
-    if legacy is None:
-        return (
-            default,
-            f"neither {RULE_MODE} nor {key} is set, so the CCM default {default!r} applies",
-        )
-    mode = str(legacy).strip()
-    if mode not in _VALID_LEGACY:
-        return default, f"{key} is {str(legacy)!r}, not a valid mode, so the CCM uses {default!r}"
-    return mode, f"{key} is {str(legacy)!r}"
-
-
-@check(
-    id="oke.lb-security-list-mode",
-    title="Load balancer rules managed outside NSGs",
-    practice="P7",
-    severity=Severity.MEDIUM,
-    remediation="move-rules-to-nsg",
-    reads=_SERVICE_READS,
-    oci=True,
-)
-def lb_security_list_mode(ctx: CheckContext) -> Iterator[Hit]:
-    """A LoadBalancer Service whose security-rule management mode is not `NSG`. The mode is
-    `oci.oraclecloud.com/security-rule-management-mode` when set (load balancers and network load
-    balancers alike); else the legacy security-list annotation, whose CCM default is `All` for a
-    load balancer and `None` for a network load balancer. Security-list modes make the CCM edit
-    subnet security lists, which Terraform reverts as drift; `None` leaves every rule to be kept
-    by hand."""
-    for service in load_balancer_services(ctx):
-        mode, source = rule_management_mode(service)
-        if mode == "NSG":
-            continue
-        effect = (
-            "the CCM manages no rules for it"
-            if mode == "None"
-            else "the CCM writes its rules into the subnets' security lists"
-        )
-        yield object_hit(
-            service,
-            f"security-rule management mode is {mode!r} ({source}), so {effect} instead of NSGs.",
-        )
-
-
-@check(
-    id="oke.public-load-balancer",
-    title="Public load balancer open to everyone",
-    practice=("P1", "P3"),
-    severity=Severity.MEDIUM,
-    reads=_SERVICE_READS,
-    oci=True,
-    severity_note="info when the planned exposure is `public`",
-)
-def public_load_balancer(ctx: CheckContext) -> Iterator[Hit]:
-    """A LoadBalancer Service without the internal annotation
-    (`service.beta.kubernetes.io/oci-load-balancer-internal: "true"`, or
-    `oci-network-load-balancer.oraclecloud.com/internal: "true"` for a network load balancer)
-    and without `spec.loadBalancerSourceRanges` (or with `0.0.0.0/0` among them): the CCM then
-    opens the load balancer to the whole internet."""
-    severity = Severity.INFO if ctx.config.exposure == "public" else None
-    for service in load_balancer_services(ctx):
-        key = NLB_INTERNAL if is_network_load_balancer(service) else LB_INTERNAL
-        internal = service.annotations.get(key)
-        if str(internal or "").strip().lower() == "true":
-            continue
-        ranges = [str(r).strip() for r in service.spec.get("loadBalancerSourceRanges") or ()]
-        world = [r for r in ranges if r in WORLD]
-        if ranges and not world:
-            continue
-        shown = "unset" if internal is None else repr(str(internal))
-        if world:
-            why = f"spec.loadBalancerSourceRanges includes {world[0]}"
-        else:
-            why = "spec.loadBalancerSourceRanges is empty, so the CCM opens 0.0.0.0/0"
-        message = f"{key} is {shown} and {why}: the load balancer is public."
-        yield object_hit(service, message, severity)
-
-
-def _service_ports(service: K8sObject) -> list[int]:
-    ports = []
-    for port in service.spec.get("ports") or ():
-        if isinstance(port, dict):
-            try:
-                ports.append(int(port.get("port")))  # type: ignore[arg-type]
-            except (TypeError, ValueError):
-                continue
-    return ports
-
-
-@check(
-    id="oke.lb-without-tls",
-    title="Load balancer serving 443 without TLS termination",
-    practice="P11",
-    severity=Severity.INFO,
-    reads=_SERVICE_READS,
-    oci=True,
-)
-def lb_without_tls(ctx: CheckContext) -> Iterator[Hit]:
-    """A LoadBalancer Service (OCI load balancer) serves port 443 but
-    `service.beta.kubernetes.io/oci-load-balancer-ssl-ports` does not list it, so the load
-    balancer does not terminate TLS there. Network load balancers are not reported: they work at
-    layer 4, cannot terminate TLS and pass it through to the pods (end-to-end TLS)."""
-    for service in load_balancer_services(ctx):
-        if is_network_load_balancer(service) or 443 not in _service_ports(service):
-            continue
-        ssl_ports = service.annotations.get(SSL_PORTS)
-        if ssl_ports is None:
-            yield object_hit(service, f"Service serves port 443 but {SSL_PORTS} is not set.")
-        elif "443" not in {part.strip() for part in str(ssl_ports).split(",")}:
-            yield object_hit(
-                service, f"Service serves port 443 but {SSL_PORTS} is {str(ssl_ports)!r}."
             )

@@ -1,5 +1,5 @@
 """The OKE network checks: security lists and NSGs, worker placement, flow logs and the load
-balancers of LoadBalancer Services (``okeguard/checks/oke_network.py``)."""
+balancers of LoadBalancer Services (``okeguard/checks/oke_network.py`` and ``oke_services.py``)."""
 
 from __future__ import annotations
 
