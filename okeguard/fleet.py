@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -34,8 +34,13 @@ def select_clusters(config: Config, names: Sequence[str] = ()) -> list[ClusterCo
     return [config.cluster(name) for name in names] if names else list(config.clusters)
 
 
-def collect_cluster(config: Config, cluster: ClusterConfig) -> tuple[Inventory, dict[str, Any]]:
-    """Read one configured cluster: its Kubernetes API, and its OCI side when it has an OCID."""
+def collect_cluster(
+    config: Config, cluster: ClusterConfig, oci_endpoints: Mapping[str, str] | None = None
+) -> tuple[Inventory, dict[str, Any]]:
+    """Read one configured cluster: its Kubernetes API, and its OCI side when it has an OCID.
+
+    ``oci_endpoints`` overrides the OCI service endpoints (tests and benchmarks point them at a
+    fake server)."""
     from okeguard.inventory.kube import collect_live
 
     inventory, info = collect_live(
@@ -47,7 +52,8 @@ def collect_cluster(config: Config, cluster: ClusterConfig) -> tuple[Inventory, 
     if cluster.cluster_id:
         from okeguard.inventory.oci import collect_oci
 
-        inventory = replace(inventory, oci=collect_oci(cluster, config.oci))
+        state = collect_oci(cluster, config.oci, service_endpoints=oci_endpoints)
+        inventory = replace(inventory, oci=state)
         info = {**info, "cluster_id": cluster.cluster_id, "region": cluster.region}
     return inventory, info
 
@@ -58,9 +64,10 @@ def _scan_one(
     checks: Sequence[str],
     namespaces: Sequence[str],
     now: datetime,
+    oci_endpoints: Mapping[str, str] | None,
 ) -> ScanReport:
     started = time.perf_counter()
-    inventory, _ = collect_cluster(config, cluster)
+    inventory, _ = collect_cluster(config, cluster, oci_endpoints)
     return scan_inventory(
         inventory,
         config.for_cluster(cluster),
@@ -79,6 +86,7 @@ def scan_configured(
     namespaces: Sequence[str] = (),
     now: datetime | None = None,
     max_parallel: int = MAX_PARALLEL_CLUSTERS,
+    oci_endpoints: Mapping[str, str] | None = None,
 ) -> ScanReport:
     """Scan the configured clusters (at most ``max_parallel`` at once) into one merged report.
 
@@ -92,7 +100,10 @@ def scan_configured(
         gc_paused(),
         ThreadPoolExecutor(max_workers=max(1, min(max_parallel, len(clusters)))) as pool,
     ):
-        futures = [pool.submit(_scan_one, config, c, checks, namespaces, now) for c in clusters]
+        futures = [
+            pool.submit(_scan_one, config, c, checks, namespaces, now, oci_endpoints)
+            for c in clusters
+        ]
         reports = [future.result() for future in futures]
     return reports[0] if len(reports) == 1 else merge_reports(reports)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from okeguard.config import load_config
+from okeguard.config import Config, load_config
 from okeguard.errors import ConfigError
 from okeguard.fleet import scan_configured
 from tests.e2e.conftest import okeguard_command, one_error_line
@@ -123,3 +123,82 @@ def test_a_configuration_without_clusters_says_so(tmp_path: Path) -> None:
     path.write_text("exposure: private\n")
     with pytest.raises(ConfigError, match="lists no clusters"):
         scan_configured(load_config(path))
+
+
+def test_a_configured_cluster_is_scanned_on_both_sides(tmp_path: Path) -> None:
+    """Kubernetes from the fake API server, OCI from the fake OCI server: oke.* checks run."""
+    from tests.fakes.oci_api import REGION, FakeOciApi, running_fake_oci_api
+    from tests.fakes.oci_world import COMPARTMENT, build_oke_world
+
+    with running_fake_kube_api([ROOT_APP]) as kube, running_fake_oci_api() as oci_api:
+        world = build_oke_world(oci_api)
+        kube.write_kubeconfig(tmp_path / "kubeconfig", context="prod")
+        oci_config = FakeOciApi().write_config(tmp_path)
+        config = load_config_from(
+            tmp_path,
+            {
+                "oci": {"mode": "config_file", "config_file": str(oci_config)},
+                "clusters": [
+                    {
+                        "name": "prod",
+                        "context": "prod",
+                        "kubeconfig": str(tmp_path / "kubeconfig"),
+                        "cluster_id": world.cluster_id,
+                        "region": REGION,
+                        "compartments": [COMPARTMENT],
+                    }
+                ],
+            },
+        )
+        report = scan_configured(config, oci_endpoints=oci_api.service_endpoints())
+    oke = {f.check_id for f in report.findings if f.check_id.startswith("oke.")}
+    assert "oke.world-open-ingress" in oke  # the world's worker security list opens SSH
+    assert "oke.world-open-ingress" in report.checks_run
+    assert report.complete, report.incomplete
+
+
+def test_an_unreadable_oci_side_is_reported_never_passed(tmp_path: Path) -> None:
+    from tests.fakes.oci_api import REGION, FakeOciApi, running_fake_oci_api
+    from tests.fakes.oci_world import COMPARTMENT, build_oke_world
+
+    with running_fake_kube_api([CLEAN_APP]) as kube, running_fake_oci_api() as oci_api:
+        world = build_oke_world(oci_api)
+        oci_api.fail("/20160918/securityLists/*", 403)
+        kube.write_kubeconfig(tmp_path / "kubeconfig", context="prod")
+        oci_config = FakeOciApi().write_config(tmp_path)
+        config = load_config_from(
+            tmp_path,
+            {
+                "oci": {"mode": "config_file", "config_file": str(oci_config)},
+                "clusters": [
+                    {
+                        "name": "prod",
+                        "context": "prod",
+                        "kubeconfig": str(tmp_path / "kubeconfig"),
+                        "cluster_id": world.cluster_id,
+                        "region": REGION,
+                        "compartments": [COMPARTMENT],
+                    }
+                ],
+            },
+        )
+        report = scan_configured(config, oci_endpoints=oci_api.service_endpoints())
+    assert not report.complete
+    unknown = [f for f in report.findings if f.status.value == "unknown"]
+    assert {f.check_id for f in unknown} >= {"oke.world-open-ingress"}
+    world_open = {
+        f.resource.kind: f.status.value
+        for f in report.findings
+        if f.check_id == "oke.world-open-ingress"
+    }
+    # the security lists could not be read: unknown, never "fine"; the readable NSG is still judged
+    assert world_open["SecurityList"] == "unknown"
+    assert world_open["NetworkSecurityGroup"] == "open"
+    reasons = " ".join(gap["reason"] for gap in report.incomplete)
+    assert "Allow group" in reasons and "virtual-network-family" in reasons
+
+
+def load_config_from(folder: Path, data: dict) -> Config:
+    path = folder / "okeguard.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return load_config(path)
