@@ -20,6 +20,7 @@ from okeguard.checks.engine import finding_sort_key
 from okeguard.config import ClusterConfig, Config
 from okeguard.errors import ConfigError
 from okeguard.inventory.model import Gap, Inventory
+from okeguard.inventory.oci import SharedReads
 from okeguard.service import ScanReport, gc_paused, scan_inventory, validate_check_ids
 
 MAX_PARALLEL_CLUSTERS = 4
@@ -35,7 +36,10 @@ def select_clusters(config: Config, names: Sequence[str] = ()) -> list[ClusterCo
 
 
 def collect_cluster(
-    config: Config, cluster: ClusterConfig, oci_endpoints: Mapping[str, str] | None = None
+    config: Config,
+    cluster: ClusterConfig,
+    oci_endpoints: Mapping[str, str] | None = None,
+    shared: SharedReads | None = None,
 ) -> tuple[Inventory, dict[str, Any]]:
     """Read one configured cluster: its Kubernetes API, and its OCI side when it has an OCID.
 
@@ -52,7 +56,7 @@ def collect_cluster(
     if cluster.cluster_id:
         from okeguard.inventory.oci import collect_oci
 
-        state = collect_oci(cluster, config.oci, service_endpoints=oci_endpoints)
+        state = collect_oci(cluster, config.oci, service_endpoints=oci_endpoints, shared=shared)
         inventory = replace(inventory, oci=state)
         info = {**info, "cluster_id": cluster.cluster_id, "region": cluster.region}
     return inventory, info
@@ -65,9 +69,10 @@ def _scan_one(
     namespaces: Sequence[str],
     now: datetime,
     oci_endpoints: Mapping[str, str] | None,
+    shared: SharedReads,
 ) -> ScanReport:
     started = time.perf_counter()
-    inventory, _ = collect_cluster(config, cluster, oci_endpoints)
+    inventory, _ = collect_cluster(config, cluster, oci_endpoints, shared)
     return scan_inventory(
         inventory,
         config.for_cluster(cluster),
@@ -96,12 +101,13 @@ def scan_configured(
     validate_check_ids(checks)
     clusters = select_clusters(config, names)
     now = now or datetime.now(UTC)
+    shared = SharedReads()  # compartment-wide OCI listings, read once per fleet scan
     with (
         gc_paused(),
         ThreadPoolExecutor(max_workers=max(1, min(max_parallel, len(clusters)))) as pool,
     ):
         futures = [
-            pool.submit(_scan_one, config, c, checks, namespaces, now, oci_endpoints)
+            pool.submit(_scan_one, config, c, checks, namespaces, now, oci_endpoints, shared)
             for c in clusters
         ]
         reports = [future.result() for future in futures]

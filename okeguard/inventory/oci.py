@@ -52,10 +52,39 @@ PAGE_LIMIT = 100
 _GONE = {"DELETED", "DELETING", "PENDING_DELETION", "SCHEDULING_DELETION"}
 
 
+class SharedReads:
+    """Compartment-wide listings shared by the clusters of one fleet scan.
+
+    Log groups, their logs and Vault secrets belong to compartments, not clusters: without
+    sharing, a fleet of N clusters in one compartment would list every log group and secret N
+    times (O(N^2) requests). Only
+    successful reads are shared; a failed one is tried again by the next cluster, which then
+    records its own gap, so no cluster ever passes on another's missing data.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._key_locks: dict[tuple[str, str], threading.Lock] = {}
+        self._results: dict[tuple[str, str], list[Any]] = {}
+
+    def get(self, key: tuple[str, str], load: Callable[[], list[Any] | None]) -> list[Any] | None:
+        """The shared result of ``key``, loading it (once at a time) when not yet known."""
+        with self._lock:
+            key_lock = self._key_locks.setdefault(key, threading.Lock())
+        with key_lock:
+            if key in self._results:
+                return self._results[key]
+            result = load()
+            if result is not None:
+                self._results[key] = result
+            return result
+
+
 def collect_oci(
     cluster: ClusterConfig,
     auth: OciAuthConfig,
     *,
+    shared: SharedReads | None = None,
     now: datetime | None = None,
     service_endpoints: Mapping[str, str] | None = None,
     max_workers: int = 8,
@@ -84,7 +113,9 @@ def collect_oci(
         retry_attempts=retry_attempts,
         retry_base_sleep=retry_base_sleep,
     )
-    run = _Collection(cluster, cluster.cluster_id, auth.mode, clients, timeout)
+    run = _Collection(
+        cluster, cluster.cluster_id, auth.mode, clients, timeout, shared or SharedReads()
+    )
     return run.collect(max_workers)
 
 
@@ -98,8 +129,10 @@ class _Collection:
         auth_mode: str,
         clients: Clients,
         timeout: float,
+        shared: SharedReads,
     ) -> None:
         self.config = config
+        self.shared = shared
         self.cluster_id = cluster_id
         self.auth_mode = auth_mode
         self.clients = clients
@@ -325,19 +358,25 @@ class _Collection:
 
     def read_log_groups(self, compartment_id: str) -> None:
         logging_client = self.clients["logging"]
-        groups = self.list_all(
-            ["flow_logs", "control_plane_log"],
-            compartment_id,
-            logging_client.list_log_groups,
-            compartment_id,
+        groups = self.shared.get(
+            ("log_groups", compartment_id),
+            lambda: self.list_all(
+                ["flow_logs", "control_plane_log"],
+                compartment_id,
+                logging_client.list_log_groups,
+                compartment_id,
+            ),
         )
         for group in groups or ():
             self.spawn(self.read_logs, group.id)
 
     def read_logs(self, group_id: str) -> None:
         logging_client = self.clients["logging"]
-        logs = self.list_all(
-            ["flow_logs", "control_plane_log"], group_id, logging_client.list_logs, group_id
+        logs = self.shared.get(
+            ("logs", group_id),
+            lambda: self.list_all(
+                ["flow_logs", "control_plane_log"], group_id, logging_client.list_logs, group_id
+            ),
         )
         for item in logs or ():
             source: Any = getattr(getattr(item, "configuration", None), "source", None)
@@ -364,8 +403,11 @@ class _Collection:
 
     def read_secrets(self, compartment_id: str) -> None:
         vaults = self.clients["vaults"]
-        summaries = self.list_all(
-            ["vault_secrets"], compartment_id, vaults.list_secrets, compartment_id
+        summaries = self.shared.get(
+            ("secrets", compartment_id),
+            lambda: self.list_all(
+                ["vault_secrets"], compartment_id, vaults.list_secrets, compartment_id
+            ),
         )
         for summary in summaries or ():
             if summary.lifecycle_state not in _GONE:
@@ -373,8 +415,11 @@ class _Collection:
 
     def read_secret_versions(self, summary: Any) -> None:
         vaults = self.clients["vaults"]
-        versions = self.list_all(
-            ["vault_secrets"], summary.id, vaults.list_secret_versions, summary.id
+        versions = self.shared.get(
+            ("secret_versions", summary.id),
+            lambda: self.list_all(
+                ["vault_secrets"], summary.id, vaults.list_secret_versions, summary.id
+            ),
         )
         current = next((v for v in versions or () if "CURRENT" in (v.stages or ())), None)
         secret = to_vault_secret(summary, current.time_created if current else None)

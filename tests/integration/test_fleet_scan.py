@@ -202,3 +202,48 @@ def load_config_from(folder: Path, data: dict) -> Config:
     path = folder / "okeguard.yaml"
     path.write_text(yaml.safe_dump(data))
     return load_config(path)
+
+
+def test_compartment_listings_are_shared_across_a_fleet_but_failures_are_not(
+    tmp_path: Path,
+) -> None:
+    """Three clusters in one compartment: log groups and secrets are listed once, not per
+    cluster; a listing that failed is tried again, so every cluster records its own gap."""
+    from okeguard.config import ClusterConfig, OciAuthConfig
+    from okeguard.inventory.oci import SharedReads, collect_oci
+    from tests.fakes.oci_api import REGION, FakeOciApi, running_fake_oci_api
+    from tests.fakes.oci_world import COMPARTMENT, build_oke_world
+
+    auth = OciAuthConfig(mode="config_file", config_file=str(FakeOciApi().write_config(tmp_path)))
+    with running_fake_oci_api() as api:
+        worlds = [build_oke_world(api) for _ in range(3)]
+        clusters = [
+            ClusterConfig(
+                name=f"c{i}", cluster_id=w.cluster_id, region=REGION, compartments=(COMPARTMENT,)
+            )
+            for i, w in enumerate(worlds)
+        ]
+        endpoints = api.service_endpoints()
+        shared = SharedReads()
+        for cluster in clusters:
+            collect_oci(
+                cluster, auth, service_endpoints=endpoints, shared=shared, retry_base_sleep=0.01
+            )
+        assert api.count("/20200531/logGroups") == 1  # not once per cluster
+        assert api.count("/20180608/secrets") == 1
+        with_sharing = api.count()
+        api.reset_requests()
+        for cluster in clusters:
+            collect_oci(cluster, auth, service_endpoints=endpoints, retry_base_sleep=0.01)
+        assert with_sharing < api.count()
+
+        api.reset_requests()
+        api.fail("/20180608/secrets*", 403)
+        shared = SharedReads()
+        states = [
+            collect_oci(c, auth, service_endpoints=endpoints, shared=shared, retry_base_sleep=0.01)
+            for c in clusters
+        ]
+    for state in states:
+        assert state.gaps_for("vault_secrets"), "a cluster passed on a shared read that had failed"
+        assert state.vault_secrets == ()
