@@ -114,7 +114,7 @@ def scan_configured(
     return reports[0] if len(reports) == 1 else merge_reports(reports)
 
 
-def merge_reports(reports: Sequence[ScanReport]) -> ScanReport:
+def merge_reports(reports: Sequence[ScanReport], source_type: str = "config") -> ScanReport:
     """One report for several clusters: findings merged and sorted, counts and gaps summed."""
     checks_run = list(dict.fromkeys(c for r in reports for c in r.checks_run))
     not_applicable = [
@@ -133,7 +133,7 @@ def merge_reports(reports: Sequence[ScanReport]) -> ScanReport:
         evaluated_at=min(r.evaluated_at for r in reports),
         cluster=", ".join(r.cluster for r in reports),
         source={
-            "type": "config",
+            "type": source_type,
             "clusters": [{"cluster": r.cluster, **r.source} for r in reports],
         },
         findings=findings,

@@ -223,21 +223,45 @@ def run_scan(request: ScanRequest) -> ScanReport:
 
 def _run_scan(request: ScanRequest) -> ScanReport:
     validate_check_ids(request.checks)
+    if request.demo:
+        return _run_demo(request)
     started = time.perf_counter()
     inventory = load_inventory(request)
     if request.kubeconfig and request.context is None:
         inventory = _with_kubeconfig(inventory, request.kubeconfig)
-    now = request.now or datetime.now(UTC)
-    evaluated_at = inventory.captured_at if request.demo and inventory.captured_at else now
     return scan_inventory(
         inventory,
         request.config,
         checks=request.checks,
         namespaces=request.namespaces,
-        now=now,
-        evaluated_at=evaluated_at,
+        now=request.now or datetime.now(UTC),
         started=started,
     )
+
+
+def _run_demo(request: ScanRequest) -> ScanReport:
+    """The demo: every bundled cluster, each judged at its capture time, in one report."""
+    from okeguard.fleet import merge_reports
+    from okeguard.inventory.demo import demo_snapshot_paths
+    from okeguard.inventory.snapshot import load_snapshot
+
+    now = request.now or datetime.now(UTC)
+    reports = []
+    for path in demo_snapshot_paths():
+        started = time.perf_counter()
+        inventory = load_snapshot(path, source_type="demo")
+        reports.append(
+            scan_inventory(
+                inventory,
+                request.config,
+                checks=request.checks,
+                namespaces=request.namespaces,
+                now=now,
+                evaluated_at=inventory.captured_at or now,
+                started=started,
+            )
+        )
+    return reports[0] if len(reports) == 1 else merge_reports(reports, source_type="demo")
 
 
 def scan_inventory(

@@ -24,7 +24,15 @@ def demo_dir() -> Path:
 
 
 def demo_snapshot_path() -> Path:
+    """The main demo cluster, ``shop-prod``."""
     return demo_dir() / SNAPSHOT_NAME
+
+
+def demo_snapshot_paths() -> list[Path]:
+    """Every demo cluster: the main snapshot first, then any other ``*.jsonl`` in name order."""
+    main = demo_snapshot_path()
+    others = sorted(p for p in demo_dir().glob("*.jsonl") if p != main)
+    return [main, *others]
 
 
 def demo_config_path() -> Path | None:

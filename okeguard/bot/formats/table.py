@@ -83,7 +83,7 @@ def render(
     report: ScanReport, *, color: bool = False, width: int | None = None, **_: object
 ) -> str:
     out = _Segments()
-    several = report.source.get("type") == "config"  # findings of several clusters
+    several = "clusters" in report.source  # a merged report: findings of several clusters
     source = report.source.get("type", "?")
     when = f"evaluated at {local_time(report.evaluated_at)}"
     out.append(f"okeguard scan of {report.cluster} ({source}, {when})\n", style="bold")
