@@ -1,8 +1,10 @@
 """Regenerate the demo snapshot: ``/work/venv/bin/python examples/demo/generate.py``.
 
 Writes ``snapshot.jsonl`` next to this file: the ``okeguard.snapshot/v1`` capture of ``shop-prod``,
-the OKE cluster of a small online shop, taken at 2026-11-20T08:00:00Z. ``okeguard scan --demo``
-scans it (at that time, so the story never changes). ``README.md`` tells the story; keep the two
+the OKE cluster of a small online shop, taken at 2026-11-20T08:00:00Z; and ``legacy.jsonl``, the
+capture of ``shop-legacy``, the shop's old staging cluster, at the same moment
+(:mod:`legacy_cluster`). ``okeguard scan --demo`` scans both (at that time, so the story never
+changes). ``README.md`` tells the story; keep the two
 in step. The output is byte-stable: everything comes from one seeded RNG.
 
 The story is told area by area in :mod:`oke_system`, :mod:`shop`, :mod:`operations` and
@@ -19,6 +21,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import legacy_cluster
 from builders import Cluster, Doc, at
 from cluster_rbac import cluster_rbac
 from kit import (
@@ -200,32 +203,43 @@ def build() -> tuple[list[Doc], list[KubeconfigUser], OciState]:
     return c.docs, users, oci
 
 
-def main() -> int:
-    docs, users, oci = build()
+def write(
+    name: str,
+    cluster: str,
+    docs: list[Doc],
+    users: list[KubeconfigUser],
+    oci: OciState,
+    server: str,
+    version: str,
+) -> None:
     objects = objects_from_documents(docs, "generate.py")
     inventory = build_inventory(
         objects,
-        cluster=CLUSTER,
+        cluster=cluster,
         source=SourceInfo("snapshot", {"generator": "examples/demo/generate.py"}),
         whole_cluster=True,
         captured_at=CAPTURED_AT,
         kubeconfig_users=users,
         oci=oci,
     )
-    path = HERE / "snapshot.jsonl"
+    path = HERE / name
     size = save_snapshot(
         inventory,
         path,
-        cluster_info={
-            "context": CLUSTER,
-            "server": "https://10.0.0.10:6443",
-            "kubernetes_version": "v1.31.1",
-        },
+        cluster_info={"context": cluster, "server": server, "kubernetes_version": version},
     )
     print(
         f"wrote {path} ({inventory.object_count} objects, {len(inventory.workloads)} workloads, {size:,} bytes)",
         file=sys.stderr,
     )
+
+
+def main() -> int:
+    docs, users, oci = build()
+    write("snapshot.jsonl", CLUSTER, docs, users, oci, "https://10.0.0.10:6443", "v1.31.1")
+    docs, users, oci, server = legacy_cluster.build()
+    version = legacy_cluster.KUBERNETES_VERSION
+    write("legacy.jsonl", legacy_cluster.CLUSTER, docs, users, oci, server, version)
     return 0
 
 

@@ -1,4 +1,4 @@
-"""The demo tells its story: every k8s.* and kubeconfig check fires, most workloads are clean,
+"""The demo tells its story: every check (k8s.*, kubeconfig.*, oke.*) fires, most workloads are clean,
 and the result does not change with the calendar."""
 
 from __future__ import annotations
@@ -21,9 +21,10 @@ def demo_report(run: Run, *args: str) -> dict:
 def test_every_check_fires_in_the_demo(run: Run) -> None:
     doc = demo_report(run)
     fired = Counter(f["check_id"] for f in doc["findings"] if f["status"] == "open")
-    registered = {spec.id for spec in all_checks() if spec.id.startswith(("k8s.", "kubeconfig."))}
+    registered = {spec.id for spec in all_checks()}  # k8s.*, kubeconfig.* and oke.*: all of them
     assert registered - set(fired) == set()
-    assert doc["source"]["type"] == "demo" and doc["cluster"] == "shop-prod"
+    assert doc["source"]["type"] == "demo" and doc["cluster"] == "shop-prod, shop-legacy"
+    assert [c["cluster"] for c in doc["source"]["clusters"]] == ["shop-prod", "shop-legacy"]
     assert doc["summary"]["incomplete"] == []
 
 
@@ -56,5 +57,5 @@ def test_demo_table_ends_with_the_summary(run: Run) -> None:
     result = run("scan", "--demo")
     assert result.returncode == 0
     last = result.stdout.rstrip().splitlines()[-1]
-    assert last.startswith("shop-prod: ") and last.endswith("complete")
+    assert last.startswith("shop-prod, shop-legacy: ") and last.endswith("complete")
     assert run("scan", "--demo", "--fail-on", "critical", "-q").returncode == 1
