@@ -49,7 +49,11 @@ def scan(
     inv = inventory(docs, **inventory_kwargs)
     only = set(checks) if checks is not None else None
     return run_checks(
-        inv, config or Config(), now=now, only=only, namespaces=set(namespaces) if namespaces else None
+        inv,
+        config or Config(),
+        now=now,
+        only=only,
+        namespaces=set(namespaces) if namespaces else None,
     ).findings
 
 
