@@ -32,6 +32,7 @@ from urllib.parse import parse_qs, urlsplit
 import yaml
 
 from okeguard.inventory.model import CLUSTER_SCOPED_KINDS, SUPPORTED_KINDS
+from tests.fakes.serving import ServesHttp
 
 DEFAULT_TOKEN = "fake-kube-token-0123456789abcdef"
 
@@ -88,7 +89,7 @@ class _Fault:
 
 
 @dataclass
-class FakeKubeApi:
+class FakeKubeApi(ServesHttp):
     """The fake's state: objects by kind, recorded requests and switchable faults."""
 
     token: str = DEFAULT_TOKEN
@@ -108,26 +109,8 @@ class FakeKubeApi:
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> FakeKubeApi:
-        handler = type("Handler", (_Handler,), {"api": self})
-        self._server = _Server(("127.0.0.1", 0), handler)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
+        self._serve(_Server, _Handler)
         return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = self._thread = None
-
-    @property
-    def port(self) -> int:
-        assert self._server is not None, "start() the fake first"
-        return int(self._server.server_address[1])
 
     @property
     def url(self) -> str:

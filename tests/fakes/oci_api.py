@@ -48,6 +48,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from tests.fakes.serving import ServesHttp
+
 TENANCY = "ocid1.tenancy.oc1..faketenancy"
 REGION = "eu-frankfurt-1"
 
@@ -123,7 +125,7 @@ def error_body(status: int, code: str | None = None, message: str | None = None)
 
 
 @dataclass
-class FakeOciApi:
+class FakeOciApi(ServesHttp):
     """The fake's state: resources by OCID, recorded requests and switchable faults."""
 
     resources: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -143,26 +145,12 @@ class FakeOciApi:
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> FakeOciApi:
-        handler = type("Handler", (_Handler,), {"api": self})
-        self._server = _Server(("127.0.0.1", 0), handler)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
+        self._serve(_Server, _Handler)
         return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = self._thread = None
 
     @property
     def url(self) -> str:
-        assert self._server is not None, "start() the fake first"
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return f"http://127.0.0.1:{self.port}"
 
     def write_config(
         self, directory: Path, *, profile: str = "DEFAULT", region: str = REGION
