@@ -7,6 +7,7 @@ suggest the right key for a typo. Secrets never live here: tokens come from the 
 from __future__ import annotations
 
 import difflib
+import re
 import typing
 from pathlib import Path
 from typing import Literal
@@ -129,6 +130,25 @@ class ClusterConfig(_Strict):
         return self
 
 
+class DatabaseConfig(_Strict):
+    """Where the audit database lives. ``OKEGUARD_DATABASE_URL`` in the environment wins."""
+
+    url: str | None = Field(
+        None,
+        description="SQLAlchemy URL, e.g. postgresql+psycopg://okeguard@db.example.com/okeguard "
+        "(default: a SQLite file under $XDG_STATE_HOME/okeguard/); no password here.",
+    )
+
+    @model_validator(mode="after")
+    def _no_password(self) -> DatabaseConfig:
+        # Secrets come only from the environment (PGPASSWORD, ~/.pgpass or OKEGUARD_DATABASE_URL).
+        if self.url and re.match(r"^[^:/]+://[^/@]*:[^/@]*@", self.url):
+            raise ValueError(
+                "the URL holds a password: put it in PGPASSWORD or OKEGUARD_DATABASE_URL instead"
+            )
+        return self
+
+
 class Config(_Strict):
     """The whole ``okeguard.yaml``."""
 
@@ -137,6 +157,7 @@ class Config(_Strict):
     )
     checks: ChecksConfig = Field(default_factory=ChecksConfig)
     oci: OciAuthConfig = Field(default_factory=OciAuthConfig)
+    database: DatabaseConfig = Field(default_factory=DatabaseConfig)
     clusters: tuple[ClusterConfig, ...] = Field(
         (), description="The clusters `okeguard scan --config` scans."
     )

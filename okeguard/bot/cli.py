@@ -17,6 +17,7 @@ from typing import Any
 import click
 
 from okeguard import __version__
+from okeguard.bot.cli_db import audit_group, db_group
 from okeguard.errors import OkeguardError, UsageError
 
 EXIT_FINDINGS = 1
@@ -343,6 +344,10 @@ def list_checks(output_format: str) -> None:
         output_format, checks_table
     )
     _write_stdout(render())
+
+
+cli.add_command(db_group)
+cli.add_command(audit_group)
 
 
 def main(argv: list[str] | None = None) -> None:

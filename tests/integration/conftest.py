@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.fakes.kube_api import FakeKubeApi, running_fake_kube_api
+from tests.integration.database import database, database_url, postgres_url  # noqa: F401
 
 
 @pytest.fixture

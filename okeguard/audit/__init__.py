@@ -1,0 +1,1 @@
+"""The audit database: findings over time, exceptions, remediation requests, the hash chain."""

@@ -1,0 +1,116 @@
+"""Engines and sessions for the audit database, from a URL.
+
+The URL comes from ``OKEGUARD_DATABASE_URL``, else ``database.url`` in the configuration, else a
+SQLite file under ``$XDG_STATE_HOME/okeguard/``. Passwords never appear in messages or logs:
+everything shown goes through :func:`display_url`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from okeguard.errors import OkeguardError
+
+ENV_URL = "OKEGUARD_DATABASE_URL"
+
+
+class DatabaseError(OkeguardError):
+    """The database is unreachable, misconfigured or not migrated (names it without a password)."""
+
+
+def default_database_path() -> Path:
+    """``$XDG_STATE_HOME/okeguard/okeguard.db``, falling back to ``~/.local/state/okeguard/``."""
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / "okeguard" / "okeguard.db"
+
+
+def resolve_url(config_url: str | None = None) -> str:
+    """The database URL to use: the environment, then the configuration, then the default file."""
+    return os.environ.get(ENV_URL) or config_url or f"sqlite:///{default_database_path()}"
+
+
+def _parse(url: str) -> URL:
+    try:
+        return make_url(url)
+    except ArgumentError:
+        raise DatabaseError(
+            "invalid database URL (expected e.g. sqlite:///path/okeguard.db or "
+            "postgresql+psycopg://user@host/db)"
+        ) from None
+
+
+def display_url(url: str | URL) -> str:
+    """The URL with any password masked, fit for messages and logs."""
+    parsed = url if isinstance(url, URL) else _parse(url)
+    return parsed.render_as_string(hide_password=True)
+
+
+def describe(url: str | URL) -> str:
+    """Where the database is, for people: ``host:port/db`` or the SQLite file; no password."""
+    parsed = url if isinstance(url, URL) else _parse(url)
+    if parsed.get_backend_name() == "sqlite":
+        return parsed.database or ":memory:"
+    where = parsed.host or "localhost"
+    port = f":{parsed.port}" if parsed.port else ""
+    return f"{where}{port}/{parsed.database or ''}"
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine for ``url``; SQLite files get their directory created and serialised writes.
+
+    On SQLite every transaction starts with ``BEGIN IMMEDIATE``: the writer lock is taken before
+    the first read, so two appenders can never both read the same chain head (see ``chain.py``).
+    """
+    parsed = _parse(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        kwargs.setdefault("connect_args", {}).setdefault("timeout", 30)
+    elif backend == "postgresql":
+        if parsed.drivername == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        kwargs.setdefault("pool_pre_ping", True)
+    else:
+        raise DatabaseError(f"unsupported database '{backend}' (use sqlite or postgresql)")
+    try:
+        engine = create_engine(parsed, **kwargs)
+    except (ArgumentError, ImportError) as exc:
+        raise DatabaseError(f"cannot use database {display_url(parsed)}: {exc}") from None
+    if backend == "sqlite":
+        _serialise_sqlite_writes(engine)
+    return engine
+
+
+def _serialise_sqlite_writes(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _no_implicit_begin(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event issue BEGIN itself instead of the driver's lazy BEGIN.
+        dbapi_connection.isolation_level = None
+        dbapi_connection.execute("PRAGMA foreign_keys=ON")
+
+    @event.listens_for(engine, "begin")
+    def _begin_immediate(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions that keep loaded objects usable after commit (CLI output reads them later)."""
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+def unreachable(url: str | URL, exc: SQLAlchemyError) -> DatabaseError:
+    """A one-line error for a database that cannot be reached, naming it without the password."""
+    parsed = url if isinstance(url, URL) else _parse(url)
+    detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    reason = detail[0] if detail else type(exc).__name__
+    if parsed.password:
+        reason = reason.replace(str(parsed.password), "***")
+    return DatabaseError(f"cannot use the database at {describe(parsed)}: {reason}")

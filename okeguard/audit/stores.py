@@ -1,0 +1,205 @@
+"""Changes to findings, exceptions and remediation requests, each with its audit event.
+
+Every function here works inside the caller's transaction and never commits: the change and
+its audit event are committed (or rolled back) together. Remediation requests move only by
+compare-and-set (:func:`transition`), so two simultaneous approvals apply once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from okeguard.audit.chain import append_event, canonical_json
+from okeguard.audit.models import (
+    ExceptionRule,
+    FindingRecord,
+    FindingStatus,
+    RemediationRequest,
+    RequestState,
+)
+from okeguard.audit.types import utcnow
+from okeguard.errors import OkeguardError
+
+S = RequestState
+# The remediation state machine. Anything not listed here is refused.
+ALLOWED_TRANSITIONS: dict[RequestState, frozenset[RequestState]] = {
+    S.PROPOSED: frozenset({S.PENDING_APPROVAL, S.SUPERSEDED, S.EXPIRED}),
+    S.PENDING_APPROVAL: frozenset({S.APPROVED, S.REJECTED, S.EXPIRED, S.SUPERSEDED}),
+    S.APPROVED: frozenset({S.APPLYING, S.EXPIRED, S.SUPERSEDED}),
+    S.APPLYING: frozenset({S.APPLIED, S.FAILED, S.ROLLED_BACK}),
+    S.APPLIED: frozenset({S.ROLLED_BACK}),  # verification failed after apply
+    S.FAILED: frozenset({S.ROLLED_BACK}),
+    S.ROLLED_BACK: frozenset(),
+    S.REJECTED: frozenset(),
+    S.EXPIRED: frozenset(),
+    S.SUPERSEDED: frozenset(),
+}
+# Columns a transition may set besides the state (never plan or plan_hash: what is approved runs).
+TRANSITION_FIELDS = frozenset({"approver", "reason", "decided_at", "applied_at", "expires_at"})
+
+
+class TransitionError(OkeguardError):
+    """A transition the state machine does not allow, or a field it may not set."""
+
+
+def plan_hash(plan: dict[str, Any]) -> str:
+    """SHA-256 (hex) of the plan's canonical JSON: the value an approval refers to."""
+    return hashlib.sha256(canonical_json(plan).encode("utf-8")).hexdigest()
+
+
+def create_request(
+    session: Session,
+    *,
+    plan: dict[str, Any],
+    requester: str,
+    finding_fingerprint: str | None = None,
+    expires_at: datetime | None = None,
+) -> RemediationRequest:
+    """Record a proposed remediation (state ``proposed``) and its audit event; return it."""
+    request = RemediationRequest(
+        finding_fingerprint=finding_fingerprint,
+        state=RequestState.PROPOSED.value,
+        plan=plan,
+        plan_hash=plan_hash(plan),
+        requester=requester,
+        expires_at=expires_at,
+    )
+    session.add(request)
+    session.flush()
+    append_event(
+        session,
+        requester,
+        "remediation.proposed",
+        ("remediation_request", request.id),
+        {"plan_hash": request.plan_hash, "finding": finding_fingerprint},
+    )
+    return request
+
+
+def _check_transition(expected: RequestState, new: RequestState, fields: dict[str, Any]) -> None:
+    if new not in ALLOWED_TRANSITIONS[expected]:
+        raise TransitionError(f"a remediation request cannot go from {expected} to {new}")
+    unknown = set(fields) - TRANSITION_FIELDS
+    if unknown:
+        raise TransitionError(f"a transition cannot set {', '.join(sorted(unknown))}")
+
+
+def transition(
+    session: Session,
+    request_id: int,
+    expected_state: RequestState | str,
+    new_state: RequestState | str,
+    actor: str,
+    **fields: Any,
+) -> bool:
+    """Move a request from ``expected_state`` to ``new_state`` if it is still in that state.
+
+    Runs ``UPDATE … WHERE id = :id AND state = :expected``: True when this call won (exactly one
+    row changed; its audit event is then written in the same transaction), False when the request
+    was no longer in ``expected_state`` (someone else moved it first; nothing is written).
+    Raises :class:`TransitionError` for a transition the state machine forbids.
+    """
+    expected, new = RequestState(expected_state), RequestState(new_state)
+    _check_transition(expected, new, fields)
+    now = utcnow()
+    result = session.execute(
+        update(RemediationRequest)
+        .where(RemediationRequest.id == request_id, RemediationRequest.state == expected.value)
+        .values(state=new.value, updated_at=now, **fields)
+        .execution_options(synchronize_session=False)
+    )
+    if getattr(result, "rowcount", 0) != 1:
+        return False
+    details = {k: v.isoformat() if isinstance(v, datetime) else v for k, v in fields.items()}
+    append_event(
+        session,
+        actor,
+        f"remediation.{new.value}",
+        ("remediation_request", request_id),
+        {"from": expected.value, "to": new.value, **details},
+        at=now,
+    )
+    return True
+
+
+def add_exception(
+    session: Session,
+    *,
+    check_id: str,
+    reason: str,
+    author: str,
+    cluster: str | None = None,
+    kind: str | None = None,
+    namespace: str | None = None,
+    name: str | None = None,
+    expires_at: datetime | None = None,
+) -> ExceptionRule:
+    """Record an exception for ``check_id`` on the selected resources, with its audit event."""
+    rule = ExceptionRule(
+        check_id=check_id,
+        cluster=cluster,
+        resource_kind=kind,
+        resource_namespace=namespace,
+        resource_name=name,
+        reason=reason,
+        author=author,
+        created_at=utcnow(),
+        expires_at=expires_at,
+    )
+    session.add(rule)
+    session.flush()
+    append_event(
+        session,
+        author,
+        "exception.added",
+        ("exception", rule.id),
+        {
+            "check_id": check_id,
+            "selector": {"cluster": cluster, "kind": kind, "namespace": namespace, "name": name},
+            "reason": reason,
+            "expires_at": expires_at.isoformat() if expires_at else None,
+        },
+    )
+    return rule
+
+
+def active_exceptions(session: Session, now: datetime | None = None) -> list[ExceptionRule]:
+    """The exceptions in force at ``now`` (default: the current time); expired ones drop out."""
+    when = now or utcnow()
+    query = select(ExceptionRule).where(ExceptionRule.active(when)).order_by(ExceptionRule.id)
+    return list(session.scalars(query))
+
+
+def set_finding_status(
+    session: Session,
+    fingerprint: str,
+    status: FindingStatus | str,
+    actor: str,
+    reason: str | None = None,
+) -> bool:
+    """Change a finding's status (with its audit event); False if there is no such finding."""
+    new = FindingStatus(status)
+    finding = session.scalars(
+        select(FindingRecord).where(FindingRecord.fingerprint == fingerprint)
+    ).first()
+    if finding is None:
+        return False
+    old = finding.status
+    if old == new.value:
+        return True
+    finding.status = new.value
+    finding.resolved_at = utcnow() if new is FindingStatus.RESOLVED else None
+    session.flush()
+    append_event(
+        session,
+        actor,
+        "finding.status",
+        ("finding", fingerprint),
+        {"from": old, "to": new.value, "reason": reason},
+    )
+    return True

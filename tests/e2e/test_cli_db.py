@@ -1,0 +1,55 @@
+"""``okeguard db`` and ``okeguard audit`` through the real console script, on a SQLite file."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+from tests.e2e.conftest import Run
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    return {"OKEGUARD_DATABASE_URL": f"sqlite:///{tmp_path / 'state' / 'okeguard.db'}"}
+
+
+def test_upgrade_current_and_verify(run: Run, tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    before = run("audit", "verify", env=env)
+    assert before.returncode == 2 and "okeguard db upgrade" in before.stderr
+    up = run("db", "upgrade", env=env)
+    assert up.returncode == 0, up.stderr
+    assert "upgraded from empty to 0001" in up.stderr and up.stdout == ""
+    again = run("db", "upgrade", env=env)
+    assert "up to date" in again.stderr
+    current = run("db", "current", env=env)
+    assert current.returncode == 0 and current.stdout.strip() == "0001 (head)"
+    verify = run("audit", "verify", env=env)
+    assert verify.returncode == 0, verify.stderr
+    assert verify.stdout.strip() == "OK: audit chain intact (1 event)"
+    listed = json.loads(run("audit", "list", "--format", "json", env=env).stdout)
+    assert [e["action"] for e in listed] == ["db.upgrade"]
+    assert listed[0]["payload"] == {"from": None, "to": "0001"} and listed[0]["actor"]
+
+
+def test_verify_names_the_tampered_row(run: Run, tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    assert run("db", "upgrade", env=env).returncode == 0
+    with sqlite3.connect(tmp_path / "state" / "okeguard.db") as conn:
+        conn.execute("UPDATE audit_events SET actor = 'mallory' WHERE id = 1")
+    verify = run("audit", "verify", env=env)
+    assert verify.returncode == 1 and verify.stdout == ""
+    assert verify.stderr.strip() == (
+        "okeguard: error: audit chain broken: audit event 1: "
+        "hash does not match the row's content (row edited)"
+    )
+
+
+def test_an_unreachable_database_is_one_line_without_the_password(run: Run) -> None:
+    env = {"OKEGUARD_DATABASE_URL": "postgresql+psycopg://okeguard:hunter2@127.0.0.1:1/audit"}
+    for args in (("db", "upgrade"), ("db", "current")):
+        result = run(*args, env=env)
+        assert result.returncode == 2
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and "127.0.0.1:1/audit" in lines[0], result.stderr
+        assert "hunter2" not in result.stderr
