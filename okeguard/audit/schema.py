@@ -8,6 +8,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from okeguard.audit.db import make_engine, unreachable
@@ -31,7 +32,12 @@ def head_revision() -> str:
 
 
 def current_revision(url: str) -> str | None:
-    """The revision the database is at; None for a database never migrated."""
+    """The revision the database is at; None for a database never migrated (or no file yet)."""
+    parsed = make_url(url)
+    database = parsed.database or ":memory:"
+    is_file = parsed.get_backend_name() == "sqlite" and database != ":memory:"
+    if is_file and not Path(database).expanduser().exists():
+        return None  # asking must not create an empty database file
     engine = make_engine(url)
     try:
         with engine.connect() as conn:

@@ -17,6 +17,9 @@ def test_upgrade_current_and_verify(run: Run, tmp_path: Path) -> None:
     env = _env(tmp_path)
     before = run("audit", "verify", env=env)
     assert before.returncode == 2 and "okeguard db upgrade" in before.stderr
+    none = run("db", "current", env=env)
+    assert none.stdout.startswith("none (head is 0001")
+    assert not (tmp_path / "state" / "okeguard.db").exists()
     up = run("db", "upgrade", env=env)
     assert up.returncode == 0, up.stderr
     assert "upgraded from empty to 0001" in up.stderr and up.stdout == ""
@@ -53,3 +56,17 @@ def test_an_unreachable_database_is_one_line_without_the_password(run: Run) -> N
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and "127.0.0.1:1/audit" in lines[0], result.stderr
         assert "hunter2" not in result.stderr
+
+
+def test_show_and_export(run: Run, tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    assert run("db", "upgrade", env=env).returncode == 0
+    shown = json.loads(run("audit", "show", "1", env=env).stdout)
+    assert shown["id"] == 1 and len(shown["hash"]) == 64
+    csv_lines = run("audit", "export", "--format", "csv", "--since", "1d", env=env).stdout
+    assert csv_lines.splitlines()[0].startswith("id,at,actor,action,")
+    assert len(csv_lines.splitlines()) == 2
+    missing = run("audit", "show", "9", env=env)
+    assert missing.returncode == 2 and "no audit event 9" in missing.stderr
+    table = run("audit", "list", env=env).stdout
+    assert "db.upgrade" in table
