@@ -143,4 +143,6 @@ def merge_reports(reports: Sequence[ScanReport], source_type: str = "config") ->
         skipped_kinds=dict(skipped),
         objects_scanned=sum(r.objects_scanned for r in reports),
         duration_seconds=max(r.duration_seconds for r in reports),
+        namespaces=reports[0].namespaces,
+        parts=tuple(p for r in reports for p in (r.parts or (r,))),
     )

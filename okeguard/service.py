@@ -59,6 +59,10 @@ class ScanReport:
     skipped_kinds: dict[str, int]
     objects_scanned: int
     duration_seconds: float
+    # The --namespace filter the findings were limited to (empty: every namespace), and for a
+    # report merged from several clusters, the per-cluster reports (recording needs their scopes).
+    namespaces: tuple[str, ...] = ()
+    parts: tuple[ScanReport, ...] = ()
 
     @property
     def open_findings(self) -> list[Finding]:
@@ -297,4 +301,5 @@ def scan_inventory(
         skipped_kinds=dict(inventory.skipped_kinds),
         objects_scanned=inventory.object_count,
         duration_seconds=time.perf_counter() - started,
+        namespaces=tuple(namespaces),
     )

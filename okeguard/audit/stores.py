@@ -168,6 +168,32 @@ def add_exception(
     return rule
 
 
+def remove_exception(session: Session, exception_id: int, actor: str) -> ExceptionRule | None:
+    """Delete an exception (with its audit event); None if there is no such exception."""
+    rule = session.get(ExceptionRule, exception_id)
+    if rule is None:
+        return None
+    session.delete(rule)
+    session.flush()
+    append_event(
+        session,
+        actor,
+        "exception.removed",
+        ("exception", exception_id),
+        {
+            "check_id": rule.check_id,
+            "selector": {
+                "cluster": rule.cluster,
+                "kind": rule.resource_kind,
+                "namespace": rule.resource_namespace,
+                "name": rule.resource_name,
+            },
+            "reason": rule.reason,
+        },
+    )
+    return rule
+
+
 def active_exceptions(session: Session, now: datetime | None = None) -> list[ExceptionRule]:
     """The exceptions in force at ``now`` (default: the current time); expired ones drop out."""
     when = now or utcnow()

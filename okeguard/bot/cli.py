@@ -18,6 +18,7 @@ import click
 
 from okeguard import __version__
 from okeguard.bot.cli_db import audit_group, db_group
+from okeguard.bot.cli_findings import exceptions_group, findings_group
 from okeguard.errors import OkeguardError, UsageError
 
 EXIT_FINDINGS = 1
@@ -151,6 +152,12 @@ def cli(verbose: int) -> None:
 @click.option(
     "--no-color", is_flag=True, help="No colour, even on a terminal (NO_COLOR is respected too)."
 )
+@click.option(
+    "--record",
+    is_flag=True,
+    help="Record the findings in the audit database (OKEGUARD_DATABASE_URL or database.url; "
+    "created or migrated on first use).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress or summary on stderr.")
 def scan(
     demo: bool,
@@ -168,6 +175,7 @@ def scan(
     cluster_name: str | None,
     output: str | None,
     no_color: bool,
+    record: bool,
     quiet: bool,
 ) -> None:
     """Scan a cluster, a snapshot or manifests against the OKE security best practices.
@@ -238,6 +246,12 @@ def scan(
         from okeguard.bot.formats.table import summary_line
 
         click.echo(summary_line(report), err=True)
+    if record:
+        from okeguard.bot.cli_findings import record_report
+
+        recorded = record_report(report, config.database.url)
+        if not quiet:
+            click.echo(recorded.summary(), err=True)
     if threshold is not None:
         from okeguard.checks.model import Severity
 
@@ -348,6 +362,8 @@ def list_checks(output_format: str) -> None:
 
 cli.add_command(db_group)
 cli.add_command(audit_group)
+cli.add_command(findings_group)
+cli.add_command(exceptions_group)
 
 
 def main(argv: list[str] | None = None) -> None:
