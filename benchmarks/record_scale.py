@@ -1,68 +1,112 @@
 """Record scans of the synthetic 10,000-workload snapshot on SQLite and PostgreSQL.
 
-Usage: python benchmarks/record_scale.py [SCANS] [--postgres URL]
-Scans the snapshot once, then records that report SCANS times (default 5) into a fresh SQLite
-file and a fresh PostgreSQL schema, printing the time of each recording and the database size.
-The snapshot is the one ``benchmarks/scan_scale.py`` writes (regenerate it with that script).
+Scans the snapshot once (33,735 findings), then records SCANS reports into a fresh SQLite file
+and a fresh PostgreSQL schema. With ``--churn F`` each recorded report leaves out a different
+slice of F of the findings (they resolve, and reopen when the slice moves on), so recordings
+exercise every lifecycle path rather than an unchanged cluster. Prints the first recording's
+time, the median and 95th percentile of the rest, the audit events written, and the database
+size. The snapshot is the one ``benchmarks/scan_scale.py`` writes (run it first if missing).
+
+Examples:
+  /work/venv/bin/python benchmarks/record_scale.py --scans 100 --churn 0.01
+  /work/venv/bin/python benchmarks/record_scale.py --scans 5 --no-postgres
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
+import dataclasses
+import statistics
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, func, select, text
 
 from okeguard.audit import schema
+from okeguard.audit.chain import verify_chain
 from okeguard.audit.db import make_engine, session_factory
+from okeguard.audit.models import AuditEvent
 from okeguard.audit.recording import record_scan
 from okeguard.config import Config
 from okeguard.inventory.snapshot import load_snapshot
-from okeguard.service import scan_inventory
+from okeguard.service import ScanReport, scan_inventory
 
 OUT = Path(__file__).parent / "out" / "w10000-seed20261127"
 PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
-def bench(url: str, report, scans: int) -> list[float]:  # type: ignore[no-untyped-def]
+def churned(report: ScanReport, n: int, churn: float) -> ScanReport:
+    """The report without the n-th slice of ``churn`` of its findings (none when churn is 0)."""
+    if not churn or n == 0:
+        return report
+    size = max(1, int(len(report.findings) * churn))
+    start = (n * size) % len(report.findings)
+    kept = report.findings[:start] + report.findings[start + size :]
+    return dataclasses.replace(report, findings=kept)
+
+
+def bench(url: str, report: ScanReport, scans: int, churn: float) -> tuple[list[float], int]:
     schema.upgrade(url)
     engine = make_engine(url)
     sessions = session_factory(engine)
     times = []
     now = datetime.now(UTC)
     for n in range(scans):
+        current = churned(report, n, churn)
         started = time.perf_counter()
         with sessions.begin() as session:
             record_scan(
-                session, report, actor="bench", started_by="bench", now=now + timedelta(hours=n)
+                session, current, actor="bench", started_by="bench", now=now + timedelta(hours=n)
             )
         times.append(time.perf_counter() - started)
+    with sessions() as session:
+        events = int(session.scalar(select(func.count()).select_from(AuditEvent)) or 0)
+        assert verify_chain(session) is None, "the audit chain does not verify"
     engine.dispose()
-    return times
+    return times, events
+
+
+def line(name: str, times: list[float], events: int, size_mb: float) -> str:
+    rest = sorted(times[1:]) or [times[0]]
+    p95 = rest[min(len(rest) - 1, int(len(rest) * 0.95))]
+    return (
+        f"{name}: {len(times)} recordings; first {times[0]:.2f} s, then median {statistics.median(rest):.2f} s, "
+        f"p95 {p95:.2f} s; {events} audit events; {size_mb:.1f} MB"
+    )
 
 
 def main() -> None:
-    scans = int(sys.argv[1]) if len(sys.argv) > 1 else 5
-    snapshot = OUT / "snapshot.jsonl"
-    if not snapshot.exists():
-        snapshot = Path(__file__).parent / "out" / "snapshot.jsonl"
-    report = scan_inventory(load_snapshot(str(snapshot)), Config(), now=datetime.now(UTC))
-    print(f"{len(report.findings)} findings in the report")
-    db = Path("/tmp") / f"record-{uuid.uuid4().hex[:8]}.db"
-    times = bench(f"sqlite:///{db}", report, scans)
-    print(
-        f"sqlite: first {times[0]:.2f}s, then {[round(t, 2) for t in times[1:]]}; "
-        f"{db.stat().st_size / 1e6:.1f} MB"
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument("--scans", type=int, default=100)
+    parser.add_argument(
+        "--churn", type=float, default=0.01, help="fraction of findings left out per scan"
+    )
+    parser.add_argument("--no-postgres", action="store_true")
+    args = parser.parse_args()
+    snapshot = OUT / "snapshot.jsonl"
+    report = scan_inventory(load_snapshot(str(snapshot)), Config(), now=datetime.now(UTC))
+    print(
+        f"{len(report.findings)} findings in the report; churn {args.churn:.1%} per scan",
+        flush=True,
+    )
+    db = Path("/tmp") / f"record-{uuid.uuid4().hex[:8]}.db"
+    times, events = bench(f"sqlite:///{db}", report, args.scans, args.churn)
+    print(line("sqlite", times, events, db.stat().st_size / 1e6), flush=True)
+    db.unlink()
+    if args.no_postgres:
+        return
     name = f"bench_{uuid.uuid4().hex[:8]}"
     admin = create_engine(PG, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE SCHEMA "{name}"'))
     try:
-        times = bench(f"{PG}?options=-csearch_path%3D{name}", report, scans)
+        times, events = bench(
+            f"{PG}?options=-csearch_path%3D{name}", report, args.scans, args.churn
+        )
         with admin.connect() as conn:
             size = conn.execute(
                 text(
@@ -71,10 +115,7 @@ def main() -> None:
                 ),
                 {"s": name},
             ).scalar()
-        print(
-            f"postgresql: first {times[0]:.2f}s, then {[round(t, 2) for t in times[1:]]}; "
-            f"{float(size or 0) / 1e6:.1f} MB"
-        )
+        print(line("postgresql", times, events, float(size or 0) / 1e6), flush=True)
     finally:
         with admin.connect() as conn:
             conn.execute(text(f'DROP SCHEMA "{name}" CASCADE'))
