@@ -141,7 +141,7 @@ def validate_check_ids(check_ids: Sequence[str]) -> None:
     known = [spec.id for spec in all_checks()]
     for check_id in check_ids:
         if check_id not in known:
-            close = difflib.get_close_matches(check_id, known, n=1, cutoff=0.5)
+            close = difflib.get_close_matches(check_id, known, n=1, cutoff=0.6)
             hint = (
                 f" (did you mean '{close[0]}'?)"
                 if close

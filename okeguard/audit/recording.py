@@ -56,8 +56,11 @@ class RecordResult:
         return self.updated + self.unchanged + self.reopened
 
     def summary(self) -> str:
-        """``recorded: 3 new, 40 seen, 2 resolved`` (reopened named when there are any)."""
+        """``recorded: 3 new, 40 seen, 2 resolved`` (status changes and reopened ones named when
+        there are any)."""
         text = f"recorded: {self.new} new, {self.seen} seen, {self.resolved} resolved"
+        if self.updated:
+            text += f", {self.updated} changed status"
         return text + (f", {self.reopened} reopened" if self.reopened else "")
 
     def to_dict(self) -> dict[str, int]:

@@ -80,3 +80,16 @@ def test_parse_since() -> None:
     assert parse_since("2026-11-01T00:00:00+00:00") == datetime(2026, 11, 1, tzinfo=UTC)
     with pytest.raises(UsageError, match="--since"):
         parse_since("soon")
+
+
+def test_record_summary_names_status_changes_and_reopened() -> None:
+    from okeguard.audit.recording import RecordResult
+
+    assert (
+        RecordResult(1, new=3, unchanged=40, resolved=2).summary()
+        == "recorded: 3 new, 40 seen, 2 resolved"
+    )
+    assert (
+        RecordResult(1, updated=1, unchanged=62, reopened=2).summary()
+        == "recorded: 0 new, 65 seen, 0 resolved, 1 changed status, 2 reopened"
+    )
