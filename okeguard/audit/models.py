@@ -90,6 +90,8 @@ class FindingRecord(Base):
     __table_args__ = (
         CheckConstraint(_one_of("status", FindingStatus), name="status"),
         Index(None, "cluster", "status"),
+        # Room for in-page (HOT) updates of last_seen on PostgreSQL: see migration 0002.
+        {"postgresql_with": {"fillfactor": 50}},
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

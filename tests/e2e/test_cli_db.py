@@ -6,7 +6,10 @@ import json
 import sqlite3
 from pathlib import Path
 
+from okeguard.audit.schema import head_revision
 from tests.e2e.conftest import Run
+
+HEAD = head_revision()
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
@@ -18,21 +21,21 @@ def test_upgrade_current_and_verify(run: Run, tmp_path: Path) -> None:
     before = run("audit", "verify", env=env)
     assert before.returncode == 2 and "okeguard db upgrade" in before.stderr
     none = run("db", "current", env=env)
-    assert none.stdout.startswith("none (head is 0001")
+    assert none.stdout.startswith(f"none (head is {HEAD}")
     assert not (tmp_path / "state" / "okeguard.db").exists()
     up = run("db", "upgrade", env=env)
     assert up.returncode == 0, up.stderr
-    assert "upgraded from empty to 0001" in up.stderr and up.stdout == ""
+    assert f"upgraded from empty to {HEAD}" in up.stderr and up.stdout == ""
     again = run("db", "upgrade", env=env)
     assert "up to date" in again.stderr
     current = run("db", "current", env=env)
-    assert current.returncode == 0 and current.stdout.strip() == "0001 (head)"
+    assert current.returncode == 0 and current.stdout.strip() == f"{HEAD} (head)"
     verify = run("audit", "verify", env=env)
     assert verify.returncode == 0, verify.stderr
     assert verify.stdout.strip() == "OK: audit chain intact (1 event)"
     listed = json.loads(run("audit", "list", "--format", "json", env=env).stdout)
     assert [e["action"] for e in listed] == ["db.upgrade"]
-    assert listed[0]["payload"] == {"from": None, "to": "0001"} and listed[0]["actor"]
+    assert listed[0]["payload"] == {"from": None, "to": HEAD} and listed[0]["actor"]
 
 
 def test_verify_names_the_tampered_row(run: Run, tmp_path: Path) -> None:
