@@ -5,7 +5,7 @@ They need a whole-cluster view (live or snapshot): on a set of manifests they ar
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from okeguard.checks._common import WORKLOAD_READS
 from okeguard.checks.images import parse_image
@@ -51,7 +51,7 @@ MONITORS = (
 )
 
 
-def _identities(workload: Workload) -> set[str]:
+def workload_identities(workload: Workload) -> set[str]:
     """The workload's name and the repository names of its images, lower-case."""
     names = {workload.name.lower()}
     for container in workload.containers:
@@ -60,9 +60,14 @@ def _identities(workload: Workload) -> set[str]:
     return names
 
 
-def _runs_any(workloads: Iterator[Workload], products: tuple[str, ...]) -> Workload | None:
+def runs_any(workloads: Iterable[Workload], products: Iterable[str]) -> Workload | None:
+    """The first workload whose name or image repository contains one of ``products``."""
     for workload in workloads:
-        if any(product in identity for identity in _identities(workload) for product in products):
+        if any(
+            product in identity
+            for identity in workload_identities(workload)
+            for product in products
+        ):
             return workload
     return None
 
@@ -83,7 +88,7 @@ def no_log_collector(ctx: CheckContext) -> Iterator[Hit]:
     """No log-shipping DaemonSet (Fluent Bit, Fluentd, Vector, Promtail, Filebeat, the OCI Logging
     agents, …) runs in the cluster, in any namespace, so container logs stay on the nodes."""
     daemonsets = (w for w in ctx.inventory.workloads if w.kind == "DaemonSet")
-    if _runs_any(daemonsets, LOG_SHIPPERS) is None:
+    if runs_any(daemonsets, LOG_SHIPPERS) is None:
         yield Hit(
             _cluster_ref(ctx),
             "No DaemonSet ships container logs (no Fluent Bit, Fluentd, Vector, Promtail, Filebeat or OCI Logging agent found).",
@@ -101,7 +106,7 @@ def no_log_collector(ctx: CheckContext) -> Iterator[Hit]:
 def no_monitoring(ctx: CheckContext) -> Iterator[Hit]:
     """Nothing scrapes the cluster: no Prometheus (or an equivalent agent: node-exporter,
     Grafana Agent/Alloy, vmagent, Datadog, OCI Management Agent, …) runs in any namespace."""
-    if _runs_any(iter(ctx.inventory.workloads), MONITORS) is None:
+    if runs_any(ctx.inventory.workloads, MONITORS) is None:
         yield Hit(
             _cluster_ref(ctx),
             "No workload monitors the cluster (no Prometheus, node-exporter, Grafana Agent, vmagent, Datadog or OCI Management Agent found).",

@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterator, Sequence
 
 from okeguard.checks._common import WORKLOAD_READS
-from okeguard.checks.images import parse_image
+from okeguard.checks.cluster import runs_any
 from okeguard.checks.model import ResourceRef, Severity, Status
 from okeguard.checks.registry import CheckContext, Hit, check
 from okeguard.inventory.oci_model import NodePool, OciGap, OciState, OkeCluster
@@ -240,16 +240,8 @@ def stale_node_image(ctx: CheckContext) -> Iterator[Hit]:
 
 def _runs_policy_engine(ctx: CheckContext) -> str | None:
     """The first workload (any namespace) that looks like a NetworkPolicy engine, or None."""
-    for workload in ctx.inventory.workloads:
-        names = {workload.name.lower()}
-        names.update(
-            parse_image(c.image).repository.rsplit("/", 1)[-1].lower()
-            for c in workload.containers
-            if c.image
-        )
-        if any(engine in name for name in names for engine in POLICY_ENGINES):
-            return f"{workload.kind} {workload.namespace}/{workload.name}"
-    return None
+    workload = runs_any(ctx.inventory.workloads, POLICY_ENGINES)
+    return None if workload is None else f"{workload.kind} {workload.namespace}/{workload.name}"
 
 
 @check(
