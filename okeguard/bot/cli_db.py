@@ -11,7 +11,7 @@ import getpass
 import io
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -163,11 +163,16 @@ _RELATIVE = re.compile(r"^(\d+)([mhdw])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
+def parse_duration(text: str) -> timedelta | None:
+    """``30m``/``12h``/``7d``/``2w`` as a timedelta; None when ``text`` is not of that form."""
+    match = _RELATIVE.match(text.strip())
+    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))}) if match else None
+
+
 def parse_since(value: str, now: datetime | None = None) -> datetime:
     """``7d``/``24h``/``30m``/``2w`` ago, or an ISO date/time (local time when it has no zone)."""
-    match = _RELATIVE.match(value.strip())
-    if match:
-        delta = timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    delta = parse_duration(value)
+    if delta is not None:
         return (now or datetime.now(UTC)) - delta
     try:
         parsed = datetime.fromisoformat(value.strip())
@@ -176,6 +181,15 @@ def parse_since(value: str, now: datetime | None = None) -> datetime:
             f"--since: cannot read '{value}' (expected e.g. 7d, 24h or 2026-11-01)"
         ) from None
     return parsed.astimezone(UTC)  # a naive value is taken as local time
+
+
+def to_csv(rows: list[dict[str, Any]], fields: Sequence[str]) -> str:
+    """Rows as CSV with a header line (the ``--format csv`` of the audit and findings commands)."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(fields), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
 
 
 def _events(session: Session, since: datetime | None) -> list[AuditEvent]:
@@ -203,40 +217,26 @@ def _as_dict(event: AuditEvent) -> dict[str, Any]:
     }
 
 
+_EVENT_FIELDS = (
+    "id",
+    "at",
+    "actor",
+    "action",
+    "subject_type",
+    "subject_id",
+    "payload",
+    "prev_hash",
+    "hash",
+)
+
+
 def _render(events: list[AuditEvent], output_format: str) -> str:
     if output_format == "json":
         return json.dumps([_as_dict(e) for e in events], indent=2, ensure_ascii=False)
     if output_format == "csv":
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(
-            [
-                "id",
-                "at",
-                "actor",
-                "action",
-                "subject_type",
-                "subject_id",
-                "payload",
-                "prev_hash",
-                "hash",
-            ]
-        )
-        for e in events:
-            writer.writerow(
-                [
-                    e.id,
-                    e.at.isoformat(),
-                    e.actor,
-                    e.action,
-                    e.subject_type,
-                    e.subject_id,
-                    e.payload,
-                    e.prev_hash,
-                    e.hash,
-                ]
-            )
-        return buffer.getvalue()
+        # the payload stays the canonical JSON that was hashed, so an export can be re-verified
+        rows = [{**_as_dict(e), "payload": e.payload} for e in events]
+        return to_csv(rows, _EVENT_FIELDS)
     lines = [f"{'ID':>6}  {'TIME':<25} {'ACTOR':<16} {'ACTION':<28} SUBJECT"]
     for e in events:
         local = e.at.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")

@@ -8,19 +8,16 @@ remove ask for ``okeguard db upgrade`` instead of creating an empty database.
 
 from __future__ import annotations
 
-import csv
 import getpass
-import io
 import json
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from okeguard.bot.cli_db import _CONFIG_OPTION, _out, _session, _url
+from okeguard.bot.cli_db import _CONFIG_OPTION, _out, _session, _url, parse_duration, to_csv
 from okeguard.errors import UsageError
 
 if TYPE_CHECKING:
@@ -113,12 +110,7 @@ def _render_findings(rows: list[FindingRecord], output_format: str) -> str:
     if output_format == "json":
         return json.dumps([_finding_dict(r) for r in rows], indent=2, ensure_ascii=False)
     if output_format == "csv":
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=_FINDING_FIELDS, lineterminator="\n")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow(_finding_dict(row))
-        return buffer.getvalue()
+        return to_csv([_finding_dict(r) for r in rows], _FINDING_FIELDS)
     lines = [f"{'STATUS':<14} {'SEVERITY':<9} {'CHECK':<34} {'CLUSTER':<16} RESOURCE"]
     for r in rows:
         where = (
@@ -202,17 +194,13 @@ def exceptions_group() -> None:
     """
 
 
-_EXPIRY = re.compile(r"^(\d+)([hdw])$")
-
-
 def parse_expiry(value: str, now: datetime | None = None) -> datetime:
     """``30d``/``12h``/``2w`` from now, or an ISO date (end of that day, UTC) or date/time."""
     now = now or datetime.now(UTC)
     text = value.strip()
-    match = _EXPIRY.match(text)
-    if match:
-        unit = {"h": "hours", "d": "days", "w": "weeks"}[match.group(2)]
-        when = now + timedelta(**{unit: int(match.group(1))})
+    delta = parse_duration(text)
+    if delta is not None:
+        when = now + delta
     else:
         try:
             if len(text) == 10:
