@@ -85,7 +85,6 @@ def collect_oci(
     auth: OciAuthConfig,
     *,
     shared: SharedReads | None = None,
-    now: datetime | None = None,
     service_endpoints: Mapping[str, str] | None = None,
     max_workers: int = 8,
     timeout: float = 30.0,
@@ -96,11 +95,9 @@ def collect_oci(
 
     ``service_endpoints`` maps a client kind (``container_engine``, ``virtual_network``,
     ``compute``, ``logging``, ``audit``, ``vaults``) to a URL replacing the regional endpoint.
-    ``now`` is accepted for symmetry with the other collectors (nothing read depends on it).
     Returns the state with a gap for everything that could not be read; raises
     :class:`~okeguard.inventory.oci_clients.OciAuthError` only when no credentials load at all.
     """
-    del now
     region = cluster.region or ""
     if cluster.cluster_id is None:
         gap = OciGap("cluster", f"no cluster_id configured for cluster {cluster.name}")
