@@ -149,6 +149,55 @@ class DatabaseConfig(_Strict):
         return self
 
 
+SecretAlphabet = Literal["alphanumeric", "alphanumeric-symbols", "hex", "base64url"]
+
+
+class RemediationConfig(_Strict):
+    """How fixes are applied: approvals, rollout and work-request patience, generated secrets."""
+
+    cli_requires_approval: bool = Field(
+        False,
+        description="`okeguard fix --apply` needs a request approved by someone else "
+        "(`okeguard remediations approve`), as in Slack; off: the OS user applying is the approver.",
+    )
+    allow_self_approval: tuple[str, ...] = Field(
+        (),
+        description="Remediation ids whose requester may also approve (default: none may).",
+    )
+    approval_ttl_hours: int = Field(
+        24, ge=1, description="A request not approved within this many hours expires."
+    )
+    rollout_timeout_seconds: int = Field(
+        300,
+        ge=1,
+        description="How long a rollout may take to become healthy before it is rolled back.",
+    )
+    poll_interval_seconds: float = Field(
+        2.0, gt=0, description="Pause between reads of a rollout or an OCI work request."
+    )
+    work_request_timeout_seconds: int = Field(
+        3600,
+        ge=1,
+        description="How long an OCI work request (endpoint update, node cycling) may take.",
+    )
+    run_as_user: int = Field(
+        10001,
+        ge=1,
+        description="`add-security-context`: the UID set when a container has no runAsUser.",
+    )
+    secret_length: int = Field(
+        32,
+        ge=12,
+        le=4096,
+        description="`rotate-secret`: length of generated content (the secret's freeform tag "
+        "`okeguard-length` wins).",
+    )
+    secret_alphabet: SecretAlphabet = Field(
+        "alphanumeric",
+        description="`rotate-secret`: alphabet of generated content (tag `okeguard-alphabet` wins).",
+    )
+
+
 class Config(_Strict):
     """The whole ``okeguard.yaml``."""
 
@@ -158,6 +207,7 @@ class Config(_Strict):
     checks: ChecksConfig = Field(default_factory=ChecksConfig)
     oci: OciAuthConfig = Field(default_factory=OciAuthConfig)
     database: DatabaseConfig = Field(default_factory=DatabaseConfig)
+    remediation: RemediationConfig = Field(default_factory=RemediationConfig)
     clusters: tuple[ClusterConfig, ...] = Field(
         (), description="The clusters `okeguard scan --config` scans."
     )

@@ -32,7 +32,8 @@ ALLOWED_TRANSITIONS: dict[RequestState, frozenset[RequestState]] = {
     S.PENDING_APPROVAL: frozenset({S.APPROVED, S.REJECTED, S.EXPIRED, S.SUPERSEDED}),
     S.APPROVED: frozenset({S.APPLYING, S.EXPIRED, S.SUPERSEDED}),
     S.APPLYING: frozenset({S.APPLIED, S.FAILED, S.ROLLED_BACK}),
-    S.APPLIED: frozenset({S.ROLLED_BACK}),  # verification failed after apply
+    # rolled back on request; failed when a rollback could not finish (the target changed)
+    S.APPLIED: frozenset({S.ROLLED_BACK, S.FAILED}),
     S.FAILED: frozenset({S.ROLLED_BACK}),
     S.ROLLED_BACK: frozenset(),
     S.REJECTED: frozenset(),

@@ -419,3 +419,22 @@ def collect_live(
         gaps=gaps,
     )
     return inventory, cluster_info
+
+
+def open_api_client(
+    context: str | None = None,
+    *,
+    kubeconfig: str | None = None,
+    in_cluster: bool = False,
+    pool_size: int = 4,
+) -> tuple[Any, str]:
+    """A ``kubernetes`` ApiClient for the context (or in-cluster), and a label naming it.
+
+    The writers of ``okeguard.remediations`` use this; reading goes through :func:`collect_live`.
+    """
+    if in_cluster:
+        api_client, target = _in_cluster_client(pool_size)
+    else:
+        config, name = resolve_context(kubeconfig, context)
+        api_client, target = _kubeconfig_client(config, name, pool_size)
+    return api_client, target.label

@@ -22,6 +22,7 @@ CLIENT_CLASSES: Mapping[str, tuple[str, str]] = {
     "logging": ("oci.logging", "LoggingManagementClient"),
     "audit": ("oci.audit", "AuditClient"),
     "vaults": ("oci.vault", "VaultsClient"),
+    "secrets": ("oci.secrets", "SecretsClient"),  # secret bundles: remediations only
 }
 
 # area -> (verb and resource type, whether the grant is tenancy-wide)

@@ -3,11 +3,14 @@
 :func:`build_oke_world` adds a VCN-native cluster with a private endpoint, node pools spread over
 a worker subnet, VCN-native pod networking, a public load-balancer subnet, security lists, NSGs
 with rules, node images, a log group holding flow logs and the control-plane log, the tenancy's
-audit configuration and Vault secrets; :class:`OkeWorld` names every OCID for assertions.
+audit configuration and Vault secrets (two versions each, their contents in
+``api.secret_contents``: see :func:`secret_content`); :class:`OkeWorld` names every OCID for
+assertions.
 """
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,6 +52,11 @@ def rule(
         doc["tcpOptions"] = {"destinationPortRange": {"min": port, "max": port}}
     doc.update(extra)
     return doc
+
+
+def secret_content(secret_name: str, version: int) -> str:
+    """The base64 content :func:`build_oke_world` stores for a secret's version."""
+    return base64.b64encode(f"{secret_name}-v{version}-s3cr3t".encode()).decode()
 
 
 def _sl_rules(rules: list[dict[str, Any]], direction: str) -> list[dict[str, Any]]:
@@ -240,8 +248,11 @@ def build_oke_world(
                 "secretName": f"db-password-{i}",
                 "timeCreated": "2025-01-01T00:00:00.000Z",
                 "rotationConfig": rotation,
+                "currentVersionNumber": 2,
             },
         )
+        for version in (1, 2):
+            api.secret_contents[(secret, version)] = secret_content(f"db-password-{i}", version)
         api.secret_versions[secret] = [
             {
                 "secretId": secret,

@@ -1,0 +1,266 @@
+"""Running a plan: every step audited before and after it writes, verified, rolled back on failure.
+
+Each operation's ``action`` names a registered :class:`Action`. The runner, for step *i*:
+
+1. appends ``remediation.step.started`` (the operation and its precomputed ``undo``), so a crash
+   during the write still leaves a trail that :func:`reconcile_steps` can follow;
+2. asks the action for a server-side dry run where the API has one
+   (``remediation.step.dry-run``);
+3. writes (``remediation.step.applied`` with the action's result: new ids, versions, etags);
+
+then verifies every step (``remediation.verified``). A failed write or verification rolls back
+the steps already applied, newest first (``remediation.step.rolled-back``). Audit events are
+appended through ``emit``, which commits each one at once: the trail survives a crash.
+
+Retried OCI creates carry an ``opc-retry-token`` derived from the request, the plan hash and the
+step (:func:`retry_token`), so a step replayed after a crash never creates twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from okeguard.config import RemediationConfig
+from okeguard.errors import OkeguardError
+from okeguard.remediations.plan import Operation, Plan
+
+Emit = Callable[[str, Mapping[str, Any]], None]
+
+
+class StepFailed(OkeguardError):
+    """A write was refused or failed. ``wrote_nothing`` is True when the API refused it outright
+    (a failed precondition, a stale etag, a conflict); False when it may have landed (a timeout,
+    a 5xx), in which case rollback first looks at the live state."""
+
+    def __init__(self, message: str, *, wrote_nothing: bool = True) -> None:
+        super().__init__(message)
+        self.wrote_nothing = wrote_nothing
+
+
+class VerifyFailed(OkeguardError):
+    """The change was made but the result is not healthy (a crash-looping rollout, say)."""
+
+
+class SimulatedCrash(BaseException):
+    """Raised by the crash-injection seam (``crash_after``) to stop a run between two steps.
+
+    A BaseException, so no ``except Exception`` on the way catches it: the process 'dies' there.
+    """
+
+
+@dataclass
+class Backends:
+    """What the actions write through, and how patiently they wait."""
+
+    settings: RemediationConfig
+    kube: Any = None  # okeguard.remediations.kube_writer.KubeWriter
+    oci: Any = None  # okeguard.remediations.oci_writer.OciWriter
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
+    request_id: int = 0
+    plan_hash: str = ""
+
+    def wait_until(self, what: str, probe: Callable[[], tuple[bool, str]], timeout: float) -> str:
+        """Poll ``probe`` (-> (done, status text)) until done; raise VerifyFailed on timeout."""
+        deadline = self.clock() + timeout
+        while True:
+            done, status = probe()
+            if done:
+                return status
+            if self.clock() >= deadline:
+                raise VerifyFailed(f"{what} did not finish within {timeout:g} s: {status}")
+            self.sleep(self.settings.poll_interval_seconds)
+
+
+class Action(Protocol):
+    """One kind of operation. ``record`` is what ``run`` returned (None if a crash lost it)."""
+
+    def dry_run(self, op: Operation, backends: Backends) -> None: ...
+
+    def run(self, op: Operation, backends: Backends, token: str) -> dict[str, Any]: ...
+
+    def verify(self, op: Operation, backends: Backends, record: Mapping[str, Any]) -> None: ...
+
+    def in_effect(
+        self, op: Operation, backends: Backends, record: Mapping[str, Any] | None, token: str
+    ) -> bool: ...
+
+    def revert(
+        self, op: Operation, backends: Backends, record: Mapping[str, Any] | None, token: str
+    ) -> dict[str, Any]: ...
+
+
+ACTIONS: dict[str, Action] = {}
+
+
+def register(name: str) -> Callable[[type], type]:
+    """Class decorator: register an :class:`Action` implementation under ``name``."""
+
+    def wrap(cls: type) -> type:
+        ACTIONS[name] = cls()
+        return cls
+
+    return wrap
+
+
+def action_for(op: Operation) -> Action:
+    try:
+        return ACTIONS[op.action]
+    except KeyError:
+        raise StepFailed(f"unknown operation {op.action!r} in the plan") from None
+
+
+def retry_token(request_id: int, plan_hash: str, step: int) -> str:
+    """The idempotency token of a step: the same on every retry of that step, unique otherwise."""
+    digest = hashlib.sha256(f"{request_id}:{plan_hash}:{step}".encode()).hexdigest()
+    return f"okeguard-{request_id}-{step}-{digest[:32]}"
+
+
+@dataclass
+class StepState:
+    index: int
+    op: Operation
+    record: dict[str, Any] | None = None  # None: started, result unknown
+
+
+@dataclass
+class Outcome:
+    """How a run ended: ``state`` is the request's final state."""
+
+    state: str  # applied | rolled-back | failed
+    reason: str | None = None
+    steps: list[StepState] = field(default_factory=list)
+    verified: bool = False
+
+
+def _step_payload(index: int, op: Operation, **extra: Any) -> dict[str, Any]:
+    return {"step": index, "action": op.action, "target": dict(op.target), **extra}
+
+
+def execute_plan(
+    plan: Plan,
+    backends: Backends,
+    emit: Emit,
+    *,
+    crash_after: int | None = None,
+) -> Outcome:
+    """Run ``plan``'s operations in order, verify, and roll back on failure (see module doc).
+
+    ``crash_after`` (tests only) raises :class:`SimulatedCrash` right after that step's write,
+    before its ``applied`` event: the worst moment, when only ``started`` is on record.
+    """
+    done: list[StepState] = []
+    for index, op in enumerate(plan.operations):
+        act = action_for(op)
+        token = retry_token(backends.request_id, backends.plan_hash, index)
+        emit(
+            "remediation.step.started",
+            _step_payload(index, op, undo=dict(op.undo), reversible=op.reversible),
+        )
+        state = StepState(index, op)
+        done.append(state)
+        try:
+            act.dry_run(op, backends)
+            emit("remediation.step.dry-run", _step_payload(index, op, ok=True))
+            state.record = act.run(op, backends, token)
+        except OkeguardError as exc:
+            refused = not isinstance(exc, StepFailed) or exc.wrote_nothing
+            emit(
+                "remediation.step.failed", _step_payload(index, op, error=str(exc), refused=refused)
+            )
+            if refused:
+                done.pop()  # the API refused the write: nothing to undo for this step
+            return _undo(done, backends, emit, f"step {index + 1} ({op.action}): {exc}")
+        if crash_after == index:
+            raise SimulatedCrash(f"crash injected after step {index}")
+        emit("remediation.step.applied", _step_payload(index, op, result=state.record))
+    try:
+        verify_steps(done, backends)
+    except OkeguardError as exc:
+        emit("remediation.verify-failed", {"error": str(exc)})
+        return _undo(done, backends, emit, f"verification failed: {exc}")
+    emit("remediation.verified", {"steps": len(done)})
+    return Outcome("applied", None, done, verified=True)
+
+
+def _undo(done: Sequence[StepState], backends: Backends, emit: Emit, reason: str) -> Outcome:
+    if not done:
+        return Outcome("failed", reason, [])
+    problems = revert_steps(done, backends, emit)
+    if problems:
+        return Outcome("failed", f"{reason}; rollback incomplete: {'; '.join(problems)}", [])
+    return Outcome("rolled-back", reason, list(done))
+
+
+def revert_steps(
+    steps: Sequence[StepState], backends: Backends, emit: Emit, *, only_in_effect: bool = False
+) -> list[str]:
+    """Undo ``steps`` newest first; returns the problems (empty: all reverted).
+
+    With ``only_in_effect`` (reconciliation), a step is reverted only when the live state shows
+    it took effect; a step that never landed is recorded as such.
+    """
+    problems: list[str] = []
+    for state in reversed(steps):
+        op, index = state.op, state.index
+        act = action_for(op)
+        token = retry_token(backends.request_id, backends.plan_hash, index)
+        try:
+            check_live = only_in_effect or state.record is None
+            if check_live and not act.in_effect(op, backends, state.record, token):
+                emit("remediation.step.not-in-effect", _step_payload(index, op))
+                continue
+            if not op.reversible:
+                emit("remediation.step.irreversible", _step_payload(index, op))
+                problems.append(f"step {index + 1} ({op.action}) cannot be undone")
+                break
+            result = act.revert(op, backends, state.record, token)
+        except OkeguardError as exc:
+            emit("remediation.step.rollback-failed", _step_payload(index, op, error=str(exc)))
+            problems.append(f"step {index + 1} ({op.action}): {exc}")
+            break  # earlier steps stay: undoing them under a later one could break the target
+        emit("remediation.step.rolled-back", _step_payload(index, op, result=result))
+    return problems
+
+
+def verify_steps(steps: Sequence[StepState], backends: Backends) -> None:
+    """Verify every step (VerifyFailed/StepFailed on the first that is not healthy)."""
+    for state in steps:
+        action_for(state.op).verify(state.op, backends, state.record or {})
+
+
+def all_in_effect(plan: Plan, steps: Sequence[StepState], backends: Backends) -> bool:
+    """Whether every operation of ``plan`` was started and shows in the live state."""
+    if len(steps) != len(plan.operations):
+        return False
+    for state in steps:
+        token = retry_token(backends.request_id, backends.plan_hash, state.index)
+        if not action_for(state.op).in_effect(state.op, backends, state.record, token):
+            return False
+    return True
+
+
+def steps_from_events(plan: Plan, events: Sequence[Mapping[str, Any]]) -> list[StepState]:
+    """Rebuild what ran from a request's audit events (``action`` and parsed ``payload``):
+    every started step, with its result when ``applied`` was recorded, and minus the steps
+    already rolled back or refused."""
+    steps: dict[int, StepState] = {}
+    for event in events:
+        payload = event["payload"]
+        index = payload.get("step")
+        if not isinstance(index, int) or not 0 <= index < len(plan.operations):
+            continue
+        action = event["action"]
+        if action == "remediation.step.started":
+            steps[index] = StepState(index, plan.operations[index])
+        elif action == "remediation.step.applied" and index in steps:
+            steps[index].record = dict(payload.get("result") or {})
+        elif action == "remediation.step.rolled-back" or (
+            action == "remediation.step.failed" and payload.get("refused", True)
+        ):
+            steps.pop(index, None)
+    return [steps[i] for i in sorted(steps)]
