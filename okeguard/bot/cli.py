@@ -19,6 +19,7 @@ import click
 from okeguard import __version__
 from okeguard.bot.cli_db import audit_group, db_group
 from okeguard.bot.cli_findings import exceptions_group, findings_group
+from okeguard.bot.cli_fix import fix_command, remediations_group
 from okeguard.errors import OkeguardError, UsageError
 
 EXIT_FINDINGS = 1
@@ -364,6 +365,8 @@ cli.add_command(db_group)
 cli.add_command(audit_group)
 cli.add_command(findings_group)
 cli.add_command(exceptions_group)
+cli.add_command(fix_command)
+cli.add_command(remediations_group)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -192,8 +192,9 @@ class CreateAction:
 
     def verify(self, op: Operation, backends: Backends, record: Mapping[str, Any]) -> None:
         kind, namespace, name = _where(op)
-        doc = _writer(backends).get(kind, namespace, name)
-        if doc is None or (doc.get("metadata") or {}).get("uid") != record.get("uid"):
+        doc = self._ours(op, backends)
+        uid = record.get("uid")  # None when a crash lost the record: the label then tells
+        if doc is None or (uid is not None and (doc.get("metadata") or {}).get("uid") != uid):
             raise VerifyFailed(f"{kind} {namespace}/{name} is not there after its creation")
 
     def _ours(self, op: Operation, backends: Backends) -> dict[str, Any] | None:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import yaml
 
+from okeguard.checks.cluster import runs_any
 from okeguard.checks.model import Finding
+from okeguard.checks.oke_cluster import POLICY_ENGINES
 from okeguard.config import RemediationConfig
 from okeguard.inventory.model import Inventory
 from okeguard.remediations.plan import Operation, Plan, PlanError
@@ -64,14 +66,10 @@ def plan_add_default_deny_policy(
                 f"Ingress {ingress.name}: its controller runs in another namespace and will be "
                 "blocked unless a policy admits it"
             )
-    if not any(
-        w.namespace in ("kube-system", "calico-system", "tigera-operator")
-        and any(k in w.name for k in ("calico", "cilium", "antrea"))
-        for w in inventory.workloads
-    ):
+    if runs_any(inventory.workloads, POLICY_ENGINES) is None:
         risks.append(
-            "no NetworkPolicy engine (Calico, Cilium, Antrea) was found: the policy will be "
-            "stored but not enforced (see oke.network-policy-not-enforced)"
+            "no NetworkPolicy engine (Calico, Cilium, Antrea, kube-router) runs in the cluster: "
+            "the policy will be stored but not enforced (see oke.network-policy-not-enforced)"
         )
     diff = "\n".join(
         ["--- (nothing)", f"+++ NetworkPolicy {namespace}/{POLICY_NAME} (planned)"]

@@ -34,9 +34,13 @@ ACTION_MODULES = (
 )
 
 
-def load_actions() -> None:
-    """Import every module that registers operations, so any stored plan can run."""
+def load_actions(plan: Plan) -> None:
+    """Import the modules registering the operations ``plan`` names (imported on first use)."""
+    from okeguard.remediations.engine import ACTIONS
+
     for module in ACTION_MODULES:
+        if all(op.action in ACTIONS for op in plan.operations):
+            return
         importlib.import_module(module)
 
 

@@ -267,7 +267,7 @@ def plan_add_security_context(
         risks=tuple(dict.fromkeys(risks)),
         variant=variant,
         variants=VARIANTS,
-        verify={"rollout": rollout, "timeout_seconds": settings.rollout_timeout_seconds},
+        verify={"rollout": rollout},
     )
 
 

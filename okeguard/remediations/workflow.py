@@ -118,9 +118,14 @@ def decide(
     plan_hash: str | None = None,
     reason: str | None = None,
     authorised: Callable[[str, RemediationRequest], bool] | None = None,
+    self_approval: bool = False,
     now: datetime | None = None,
 ) -> RemediationRequest:
-    """Approve or reject a pending request, by compare-and-set. Raises :class:`Refused`."""
+    """Approve or reject a pending request, by compare-and-set. Raises :class:`Refused`.
+
+    ``self_approval`` is for ``okeguard fix --apply`` with ``cli_requires_approval`` off, where
+    the OS user applying is, knowingly and on record, their own approver.
+    """
     now = now or utcnow()
     what = "approve" if approve else "reject"
     with sessions.begin() as session:
@@ -147,7 +152,8 @@ def decide(
         raise _refuse(
             sessions, request_id, approver, what, f"{approver} may not approve remediations"
         )
-    if approve and approver == requester and remediation not in settings.allow_self_approval:
+    own = approver == requester and not self_approval
+    if approve and own and remediation not in settings.allow_self_approval:
         raise _refuse(
             sessions, request_id, approver, what, "a requester cannot approve their own request"
         )
@@ -177,6 +183,21 @@ def decide(
         request = _load(session, request_id)
         session.expunge(request)
     return request
+
+
+def approved_request_for(sessions: sessionmaker[Session], plan: Plan) -> int | None:
+    """The newest approved, unexpired request whose plan hash is ``plan``'s, if any."""
+    with sessions() as session:
+        found = session.scalars(
+            select(RemediationRequest.id)
+            .where(
+                RemediationRequest.plan_hash == plan.hash,
+                RemediationRequest.state == S.APPROVED.value,
+                RemediationRequest.expires_at > utcnow(),
+            )
+            .order_by(RemediationRequest.id.desc())
+        ).first()
+    return found
 
 
 def _emitter(
@@ -215,7 +236,6 @@ def apply_request(
     """Apply an approved request exactly as approved, verify it, roll back on failure."""
     from okeguard.remediations.plan import PlanError
 
-    load_actions()
     now = now or utcnow()
     with sessions() as session:
         request = _load(session, request_id)
@@ -235,6 +255,7 @@ def apply_request(
             )
         raise _refuse(sessions, request_id, actor, "apply", "its approval expired")
     approved = Plan.from_dict(stored)
+    load_actions(approved)
     try:
         fresh = replan(live, approved)
     except PlanError as exc:
@@ -299,7 +320,6 @@ def rollback_request(
     backends: Backends | None = None,
 ) -> ApplyResult:
     """Undo an applied request, newest step first; each undo is guarded against later changes."""
-    load_actions()
     with sessions() as session:
         request = _load(session, request_id)
         state, plan_hash, stored = request.state, request.plan_hash, dict(request.plan)
@@ -313,6 +333,7 @@ def rollback_request(
             f"it is {state}; only an applied request can be rolled back",
         )
     plan = Plan.from_dict(stored)
+    load_actions(plan)
     steps = steps_from_events(plan, events)
     final = [s.index + 1 for s in steps if not s.op.reversible]
     if final:
@@ -351,7 +372,6 @@ def reconcile(
     state: every step that took effect is reverted, newest first, and the request ends
     ``rolled-back`` (``failed`` if something could not be undone, named in its reason).
     """
-    load_actions()
     now = now or utcnow()
     results: list[ApplyResult] = []
     with sessions() as session:
@@ -384,6 +404,7 @@ def reconcile(
         results.append(ApplyResult(request_id, S.EXPIRED.value, "expired", ""))
     for request_id, state, plan_hash, stored, events in runs:
         plan = Plan.from_dict(stored)
+        load_actions(plan)
         steps = steps_from_events(plan, events)
         if state == S.FAILED.value and not steps:
             continue  # failed before writing anything, or already settled

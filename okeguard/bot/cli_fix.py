@@ -1,0 +1,557 @@
+"""``okeguard fix`` and ``okeguard remediations``: plans, approvals, apply and rollback from a shell.
+
+Thin: every rule lives in ``okeguard.remediations.workflow``, which the Slack bot calls too.
+The actor is the OS user. With ``remediation.cli_requires_approval`` on, ``fix --apply`` needs a
+request approved by someone else (``okeguard remediations approve``); off, the OS user who
+applies is recorded as the approver of their own request, with that reason in the audit trail.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from okeguard.bot.cli_db import _out, _url
+from okeguard.errors import OkeguardError, UsageError
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from okeguard.checks.model import Finding
+    from okeguard.config import Config
+    from okeguard.inventory.model import Inventory
+    from okeguard.remediations.live import LiveCluster
+    from okeguard.remediations.plan import Plan
+    from okeguard.remediations.workflow import ApplyResult
+
+
+class RemediationFailed(OkeguardError):
+    """The fix was attempted but did not stick (rolled back, or failed)."""
+
+    exit_code = 1
+
+
+@contextmanager
+def _sessions(url: str) -> Iterator[sessionmaker[Session]]:
+    """A session factory on the database at ``url``, created or migrated first (audited)."""
+    from okeguard.audit.db import make_engine, session_factory
+    from okeguard.bot.cli_findings import _migrated_session
+
+    with _migrated_session(url):
+        pass
+    engine = make_engine(url)
+    try:
+        yield session_factory(engine)
+    finally:
+        engine.dispose()
+
+
+def _load_config(config_path: str | None, demo: bool) -> Config:
+    from okeguard.config import load_config
+
+    if demo and config_path is None:
+        from okeguard.inventory.demo import demo_config_path
+
+        found = demo_config_path()
+        config_path = str(found) if found else None
+    return load_config(config_path)
+
+
+def _inventories(
+    config: Config,
+    *,
+    demo: bool,
+    snapshot: str | None,
+    live: LiveCluster | None,
+) -> list[Inventory]:
+    if live is not None:
+        return [live.read()]
+    from okeguard.inventory.snapshot import load_snapshot
+
+    if demo:
+        from okeguard.inventory.demo import demo_snapshot_paths
+
+        return [load_snapshot(p, source_type="demo") for p in demo_snapshot_paths()]
+    assert snapshot is not None
+    return [load_snapshot(snapshot)]
+
+
+def _matches(finding: Finding, ref: str) -> bool:
+    if ":" in ref:  # check-id:namespace/name, or check-id:name
+        check_id, _, where = ref.partition(":")
+        r = finding.resource
+        names = {r.name, f"{r.namespace}/{r.name}", f"{r.kind}/{r.namespace}/{r.name}"}
+        return finding.check_id == check_id and where in names
+    return finding.fingerprint.startswith(ref.lower())
+
+
+def locate_finding(
+    config: Config, inventories: list[Inventory], ref: str
+) -> tuple[Finding, Inventory]:
+    """The one open finding ``ref`` names (fingerprint prefix, or ``check-id:namespace/name``)."""
+    from datetime import UTC, datetime
+
+    from okeguard.service import scan_inventory
+
+    if ":" not in ref and len(ref) < 6:
+        raise UsageError(f"finding '{ref}': give at least 6 characters of its fingerprint")
+    hits: list[tuple[Finding, Inventory]] = []
+    for inventory in inventories:
+        now = inventory.captured_at if inventory.source.type == "demo" else None
+        report = scan_inventory(inventory, config, now=now or datetime.now(UTC))
+        hits += [(f, inventory) for f in report.findings if _matches(f, ref)]
+    open_hits = [h for h in hits if h[0].status.value == "open"]
+    if not hits:
+        raise UsageError(
+            f"no finding matches '{ref}' (fingerprints are in 'okeguard scan --format json')"
+        )
+    if not open_hits:
+        raise UsageError(f"finding '{ref}' is {hits[0][0].status.value}, not open: nothing to fix")
+    if len(open_hits) > 1:
+        shown = ", ".join(f"{f.fingerprint[:12]} ({f.check_id})" for f, _ in open_hits[:5])
+        raise UsageError(f"'{ref}' matches {len(open_hits)} findings: {shown}; give more of it")
+    return open_hits[0]
+
+
+def render_plan(plan: Plan) -> str:
+    """The plan for people: what, where, each step, the risks and the diff."""
+    lines = [
+        f"Plan {plan.hash[:12]}  {plan.remediation} (variant {plan.variant}) for {plan.check_id}",
+        f"  cluster {plan.cluster}, finding {plan.finding[:12]}",
+        f"  plan hash {plan.hash}",
+        "",
+        "Steps:",
+    ]
+    for n, op in enumerate(plan.operations, 1):
+        tail = "" if op.reversible else "  (cannot be undone)"
+        lines.append(f"  {n}. {op.description}{tail}")
+    if plan.risks:
+        lines += ["", "Risks:"] + [f"  - {r}" for r in plan.risks]
+    others = [v for v in plan.variants if v != plan.variant]
+    if others:
+        lines += ["", f"Other variants: {', '.join(others)} (--variant NAME)"]
+    lines += ["", "Diff:", plan.diff or "(no textual diff)"]
+    return "\n".join(lines) + "\n"
+
+
+def _live(
+    config: Config,
+    *,
+    context: str | None,
+    kubeconfig: str | None,
+    cluster: str | None,
+) -> LiveCluster:
+    from okeguard.remediations.live import live_cluster
+
+    return live_cluster(config, cluster=cluster, context=context, kubeconfig=kubeconfig)
+
+
+def _report(result: ApplyResult, expected: str = "applied") -> None:
+    click.echo(
+        f"Request {result.request_id}: {result.state}"
+        + (f" ({result.reason})" if result.reason else ""),
+        err=True,
+    )
+    if result.state != expected:
+        raise RemediationFailed(f"request {result.request_id} was {result.state}: {result.reason}")
+
+
+_SOURCE_OPTIONS = [
+    click.option("--demo", is_flag=True, help="Plan against the bundled demo (preview only)."),
+    click.option("--snapshot", metavar="FILE", help="Plan against a snapshot (preview only)."),
+    click.option("--context", metavar="NAME", help="The live cluster of this kubeconfig context."),
+    click.option("--kubeconfig", metavar="PATH", help="Kubeconfig file."),
+    click.option(
+        "--config", "config_path", metavar="FILE", help="Configuration file (okeguard.yaml)."
+    ),
+    click.option("--cluster", metavar="NAME", help="With --config: the configured cluster."),
+]
+
+
+def _source_options(func: Any) -> Any:
+    for option in reversed(_SOURCE_OPTIONS):
+        func = option(func)
+    return func
+
+
+@click.command("fix")
+@click.argument("finding", required=False)
+@_source_options
+@click.option("--preview", is_flag=True, help="Show the plan and its diff (the default).")
+@click.option(
+    "--apply", "do_apply", is_flag=True, help="Apply the plan, verify it, roll back on failure."
+)
+@click.option(
+    "--request", "do_request", is_flag=True, help="Record a request for approval instead."
+)
+@click.option(
+    "--rollback", "rollback_id", type=int, metavar="REQUEST", help="Roll back an applied request."
+)
+@click.option(
+    "--variant", default="default", show_default=True, help="Plan variant (e.g. conservative)."
+)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+)
+def fix_command(
+    finding: str | None,
+    demo: bool,
+    snapshot: str | None,
+    context: str | None,
+    kubeconfig: str | None,
+    config_path: str | None,
+    cluster: str | None,
+    preview: bool,
+    do_apply: bool,
+    do_request: bool,
+    rollback_id: int | None,
+    variant: str,
+    yes: bool,
+    output_format: str,
+) -> None:
+    """Preview, request, apply or roll back the fix of one finding.
+
+    FINDING is a fingerprint (at least 6 characters, from 'okeguard scan --format json') or
+    CHECK-ID:NAMESPACE/NAME.
+
+    \b
+    Examples:
+      okeguard fix k8s.run-as-root:shop/web --demo
+      okeguard fix 3f9c2a71 --context prod --variant conservative
+      okeguard fix 3f9c2a71 --config okeguard.yaml --cluster prod --apply --yes
+      okeguard fix --rollback 12 --config okeguard.yaml --cluster prod
+    """
+    from okeguard.remediations.planners import plan_finding
+
+    if sum([preview, do_apply, do_request, rollback_id is not None]) > 1:
+        raise UsageError("choose one of --preview, --apply, --request and --rollback")
+    offline = demo or snapshot is not None
+    if demo and snapshot:
+        raise UsageError("choose one source: --demo or --snapshot")
+    if offline and (context or cluster):
+        raise UsageError("--demo and --snapshot cannot be combined with --context or --cluster")
+    config = _load_config(config_path, demo)
+    if (do_apply or do_request or rollback_id is not None) and offline:
+        raise UsageError(
+            "a snapshot cannot be changed: use --context NAME or --config FILE --cluster NAME"
+        )
+    actor = getpass.getuser()
+    if rollback_id is not None:
+        if finding:
+            raise UsageError("--rollback takes a request id, not a finding")
+        from okeguard.remediations.workflow import rollback_request
+
+        live = _live(config, context=context, kubeconfig=kubeconfig, cluster=cluster)
+        _confirm(yes, f"Roll back request {rollback_id} on {live.name}?")
+        with _sessions(_url(config_path)) as sessions:
+            _report(rollback_request(sessions, rollback_id, actor, live), "rolled-back")
+        return
+    if not finding:
+        raise UsageError("give the FINDING to fix (or --rollback REQUEST)")
+    if not offline and not (context or config_path):
+        raise UsageError(
+            "say where the finding is: --demo, --snapshot FILE, --context NAME or --config FILE"
+        )
+    live = (
+        None if offline else _live(config, context=context, kubeconfig=kubeconfig, cluster=cluster)
+    )
+    inventories = _inventories(config, demo=demo, snapshot=snapshot, live=live)
+    target, inventory = locate_finding(
+        live.effective_config if live else config, inventories, finding
+    )
+    plan = plan_finding(target, inventory, config.remediation, variant)
+    if output_format == "json":
+        _out(json.dumps({**plan.to_dict(), "hash": plan.hash}, indent=2, sort_keys=True))
+    else:
+        _out(render_plan(plan))
+    if not (do_apply or do_request):
+        return
+    assert live is not None
+    from okeguard.remediations import workflow
+
+    with _sessions(_url(config_path)) as sessions:
+        if do_request:
+            request = workflow.request_fix(sessions, plan, actor, config.remediation)
+            click.echo(
+                f"Request {request.id} is waiting for approval (plan {plan.hash[:12]}, expires "
+                f"{request.expires_at:%Y-%m-%d %H:%M} UTC): okeguard remediations approve {request.id}",
+                err=True,
+            )
+            return
+        _confirm(yes, f"Apply plan {plan.hash[:12]} to {live.name}?")
+        if config.remediation.cli_requires_approval:
+            request_id = workflow.approved_request_for(sessions, plan)
+            if request_id is None:
+                raise UsageError(
+                    "remediation.cli_requires_approval is on: record a request with --request, "
+                    "have someone else run 'okeguard remediations approve ID', then apply it"
+                )
+        else:
+            request = workflow.request_fix(sessions, plan, actor, config.remediation)
+            workflow.decide(
+                sessions,
+                request.id,
+                actor,
+                config.remediation,
+                approve=True,
+                plan_hash=plan.hash,
+                self_approval=True,
+                reason="okeguard fix --apply by the OS user (remediation.cli_requires_approval is off)",
+            )
+            request_id = request.id
+        click.echo(f"Applying request {request_id}…", err=True)
+        _report(workflow.apply_request(sessions, request_id, actor, live))
+
+
+def _confirm(yes: bool, question: str) -> None:
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise UsageError("not a terminal: add --yes to confirm")
+    if not click.confirm(question, err=True):
+        raise click.exceptions.Abort()
+
+
+@click.group("remediations")
+def remediations_group() -> None:
+    """Remediation requests: list, show, approve, reject, apply, reconcile.
+
+    \b
+    Examples:
+      okeguard remediations list --state pending-approval
+      okeguard remediations show 12
+      okeguard remediations approve 12 --hash 3f9c2a71d0e4
+      okeguard remediations apply 12 --config okeguard.yaml --yes
+      okeguard remediations reconcile --config okeguard.yaml
+    """
+
+
+_DB_OPTION = click.option(
+    "--config", "config_path", metavar="FILE", help="Configuration file (database.url, clusters)."
+)
+
+
+@remediations_group.command("list")
+@_DB_OPTION
+@click.option("--state", "states", multiple=True, help="Only requests in this state (repeatable).")
+@click.option("--format", "output_format", type=click.Choice(["table", "json"]), default="table")
+def list_requests(config_path: str | None, states: tuple[str, ...], output_format: str) -> None:
+    """List remediation requests, newest first."""
+    from sqlalchemy import select
+
+    from okeguard.audit.models import RemediationRequest, RequestState
+    from okeguard.bot.cli_db import _session
+
+    for state in states:
+        if state not in {s.value for s in RequestState}:
+            names = ", ".join(s.value for s in RequestState)
+            raise UsageError(f"--state: unknown state '{state}' (one of {names})")
+    with _session(_url(config_path)) as session:
+        query = select(RemediationRequest).order_by(RemediationRequest.id.desc())
+        if states:
+            query = query.where(RemediationRequest.state.in_(states))
+        rows = [_request_dict(r) for r in session.scalars(query)]
+    if output_format == "json":
+        _out(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo("No remediation requests.", err=True)
+        return
+    lines = [
+        f"{'ID':>4}  {'STATE':<17} {'REMEDIATION':<24} {'CLUSTER':<16} {'PLAN':<12}  REQUESTER -> APPROVER"
+    ]
+    for r in rows:
+        lines.append(
+            f"{r['id']:>4}  {r['state']:<17} {r['remediation']:<24} {r['cluster']:<16} "
+            f"{r['plan_hash'][:12]:<12}  {r['requester']} -> {r['approver'] or '-'}"
+        )
+    _out("\n".join(lines))
+
+
+def _request_dict(r: Any) -> dict[str, Any]:
+    def iso(v: Any) -> str | None:
+        return v.isoformat() if v is not None else None
+
+    return {
+        "id": r.id,
+        "state": r.state,
+        "remediation": r.plan.get("remediation"),
+        "cluster": r.plan.get("cluster"),
+        "check_id": r.plan.get("check_id"),
+        "finding": r.finding_fingerprint,
+        "plan_hash": r.plan_hash,
+        "requester": r.requester,
+        "approver": r.approver,
+        "reason": r.reason,
+        "created_at": iso(r.created_at),
+        "decided_at": iso(r.decided_at),
+        "applied_at": iso(r.applied_at),
+        "expires_at": iso(r.expires_at),
+    }
+
+
+@remediations_group.command("show")
+@click.argument("request_id", type=int)
+@_DB_OPTION
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text")
+def show_request(request_id: int, config_path: str | None, output_format: str) -> None:
+    """Show a request: its plan, its diff and every audit event of it."""
+    from okeguard.audit.models import RemediationRequest
+    from okeguard.bot.cli_db import _session
+    from okeguard.remediations.plan import Plan
+    from okeguard.remediations.workflow import request_events
+
+    with _session(_url(config_path)) as session:
+        request = session.get(RemediationRequest, request_id)
+        if request is None:
+            raise UsageError(f"no remediation request {request_id}")
+        info = _request_dict(request)
+        plan = Plan.from_dict(request.plan)
+        events = request_events(session, request_id)
+    if output_format == "json":
+        for e in events:
+            e["at"] = e["at"].isoformat()
+        _out(json.dumps({**info, "plan": plan.to_dict(), "events": events}, indent=2))
+        return
+    head = f"Request {request_id}: {info['state']}, requested by {info['requester']}"
+    if info["approver"]:
+        head += f", decided by {info['approver']}"
+    if info["reason"]:
+        head += f" ({info['reason']})"
+    trail = [
+        f"  {e['at']:%Y-%m-%d %H:%M:%S} {e['actor']:<12} {e['action']} {_event_detail(e['payload'])}"
+        for e in events
+    ]
+    _out(head + "\n\n" + render_plan(plan) + "\nAudit trail:\n" + "\n".join(trail))
+
+
+def _event_detail(payload: dict[str, Any]) -> str:
+    parts = []
+    if "step" in payload:
+        parts.append(f"step {payload['step'] + 1}")
+    for key in ("reason", "error", "to"):
+        if payload.get(key):
+            parts.append(str(payload[key]))
+    return " ".join(parts)
+
+
+@remediations_group.command("approve")
+@click.argument("request_id", type=int)
+@click.option(
+    "--hash", "plan_hash", metavar="HASH", help="The plan hash you reviewed (a prefix will do)."
+)
+@click.option("--reason", help="Why (recorded in the audit trail).")
+@_DB_OPTION
+def approve_request(
+    request_id: int, plan_hash: str | None, reason: str | None, config_path: str | None
+) -> None:
+    """Approve a pending request (not your own)."""
+    _decide(request_id, True, plan_hash, reason, config_path)
+
+
+@remediations_group.command("reject")
+@click.argument("request_id", type=int)
+@click.option("--reason", help="Why (recorded in the audit trail).")
+@_DB_OPTION
+def reject_request(request_id: int, reason: str | None, config_path: str | None) -> None:
+    """Reject a pending request."""
+    _decide(request_id, False, None, reason, config_path)
+
+
+def _decide(
+    request_id: int,
+    approve: bool,
+    plan_hash: str | None,
+    reason: str | None,
+    config_path: str | None,
+) -> None:
+    from okeguard.config import load_config
+    from okeguard.remediations.workflow import decide
+
+    config = load_config(config_path)
+    with _sessions(_url(config_path)) as sessions:
+        request = decide(
+            sessions,
+            request_id,
+            getpass.getuser(),
+            config.remediation,
+            approve=approve,
+            plan_hash=plan_hash,
+            reason=reason,
+        )
+    click.echo(f"Request {request_id}: {request.state} by {request.approver}.", err=True)
+
+
+@remediations_group.command("apply")
+@click.argument("request_id", type=int)
+@click.option("--context", metavar="NAME", help="Kubeconfig context of the cluster.")
+@click.option("--kubeconfig", metavar="PATH", help="Kubeconfig file.")
+@click.option("--cluster", metavar="NAME", help="The configured cluster (default: the plan's).")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@_DB_OPTION
+def apply_approved(
+    request_id: int,
+    context: str | None,
+    kubeconfig: str | None,
+    cluster: str | None,
+    yes: bool,
+    config_path: str | None,
+) -> None:
+    """Apply an approved request exactly as approved (refused if the target changed)."""
+    from okeguard.audit.models import RemediationRequest
+    from okeguard.config import load_config
+    from okeguard.remediations.workflow import apply_request
+
+    config = load_config(config_path)
+    with _sessions(_url(config_path)) as sessions:
+        with sessions() as session:
+            request = session.get(RemediationRequest, request_id)
+            if request is None:
+                raise UsageError(f"no remediation request {request_id}")
+            plan_cluster = str(request.plan.get("cluster"))
+        if (
+            cluster is None
+            and context is None
+            and any(c.name == plan_cluster for c in config.clusters)
+        ):
+            cluster = plan_cluster
+        live = _live(config, context=context, kubeconfig=kubeconfig, cluster=cluster)
+        _confirm(yes, f"Apply request {request_id} to {live.name}?")
+        _report(apply_request(sessions, request_id, getpass.getuser(), live))
+
+
+@remediations_group.command("reconcile")
+@click.option("--context", metavar="NAME", help="Kubeconfig context (for clusters not configured).")
+@click.option("--kubeconfig", metavar="PATH", help="Kubeconfig file.")
+@_DB_OPTION
+def reconcile_requests(
+    context: str | None, kubeconfig: str | None, config_path: str | None
+) -> None:
+    """Settle requests a crash left 'applying', and expire stale ones (the bot runs this at start)."""
+    from okeguard.config import load_config
+    from okeguard.remediations.workflow import reconcile
+
+    config = load_config(config_path)
+
+    def live_for(name: str) -> LiveCluster:
+        if any(c.name == name for c in config.clusters):
+            return _live(config, context=None, kubeconfig=None, cluster=name)
+        return _live(config, context=context or name, kubeconfig=kubeconfig, cluster=None)
+
+    with _sessions(_url(config_path)) as sessions:
+        results = reconcile(sessions, getpass.getuser(), live_for)
+    for r in results:
+        click.echo(f"Request {r.request_id}: {r.state} ({r.reason})", err=True)
+    if not results:
+        click.echo("Nothing to reconcile.", err=True)
