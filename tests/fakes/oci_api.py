@@ -192,6 +192,12 @@ def error_body(status: int, code: str | None = None, message: str | None = None)
     return {"code": code, "message": message}
 
 
+def _param(query: Mapping[str, list[str]], key: str) -> str | None:
+    """The first value of a query parameter."""
+    values = query.get(key)
+    return values[0] if values else None
+
+
 def _fail(status: int, code: str | None = None, message: str | None = None) -> _Reply:
     return _Reply(status, error_body(status, code, message))
 
@@ -714,7 +720,7 @@ class _Handler(BaseHTTPRequestHandler):
         """GET /20190301/secretbundles/{id}: one version with its content (CURRENT by default)."""
         api = self.api
         number, name, stage = (
-            (query.get(k) or [None])[0] for k in ("versionNumber", "secretVersionName", "stage")
+            _param(query, k) for k in ("versionNumber", "secretVersionName", "stage")
         )
         if number is not None and not number.isdigit():
             return self._error(400, "InvalidParameter", "versionNumber must be a number")
@@ -767,7 +773,7 @@ class _Handler(BaseHTTPRequestHandler):
         api = self.api
 
         def q(key: str) -> str | None:
-            return (query.get(key) or [None])[0]
+            return _param(query, key)
 
         with api._lock:
             items: list[dict[str, Any]]
