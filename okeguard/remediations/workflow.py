@@ -260,6 +260,18 @@ def apply_request(
         fresh = replan(live, approved)
     except PlanError as exc:
         fresh, why = None, str(exc)
+    with sessions.begin() as session:
+        append_event(
+            session,
+            actor,
+            "remediation.replanned",
+            (SUBJECT, request_id),
+            {
+                "approved": approved_hash,
+                "live": fresh.hash if fresh is not None else None,
+                "matches": fresh is not None and fresh.hash == approved_hash,
+            },
+        )
     if fresh is None or fresh.hash != approved_hash:
         if fresh is not None:
             why = (

@@ -111,6 +111,7 @@ def test_a_fix_is_requested_approved_applied_and_verified(
         "remediation.proposed",
         "remediation.pending-approval",
         "remediation.approved",
+        "remediation.replanned",
         "remediation.applying",
         "remediation.step.started",
         "remediation.step.dry-run",
@@ -172,7 +173,11 @@ def test_a_target_changed_since_approval_is_refused_and_nothing_written(
         workflow.apply_request(database.sessions, request_id, "bob", live)
     assert not [r for r in kube_api.requests if r.method != "GET"]
     assert _state(database, request_id).state == "superseded"
-    assert _actions(database, request_id)[-2:] == ["remediation.superseded", "remediation.refused"]
+    assert _actions(database, request_id)[-3:] == [
+        "remediation.replanned",
+        "remediation.superseded",
+        "remediation.refused",
+    ]
     _chain_ok(database)
 
 
