@@ -445,6 +445,7 @@ def oci_state(
             rotation_interval_days=60,
             target_system="FUNCTION",
             etag=_etag(c),
+            current_version_number=7,
         ),
         # the postgres superuser password, set when the cluster was built and never rotated
         VaultSecret(
@@ -455,6 +456,8 @@ def oci_state(
             current_version_created=CLUSTER_CREATED + timedelta(days=2, hours=3),
             rotation_enabled=False,
             etag=_etag(c),
+            current_version_number=1,
+            freeform_tags={"okeguard-length": "40"},
         ),
     )
     return OciState(

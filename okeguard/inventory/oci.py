@@ -419,7 +419,11 @@ class _Collection:
             ),
         )
         current = next((v for v in versions or () if "CURRENT" in (v.stages or ())), None)
-        secret = to_vault_secret(summary, current.time_created if current else None)
+        secret = to_vault_secret(
+            summary,
+            current.time_created if current else None,
+            current.version_number if current else None,
+        )
         with self.lock:
             self.secrets.append(secret)
 

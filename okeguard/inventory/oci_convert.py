@@ -164,7 +164,9 @@ def _interval_days(interval: str | None) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def to_vault_secret(summary: Any, current_version_created: datetime | None) -> VaultSecret:
+def to_vault_secret(
+    summary: Any, current_version_created: datetime | None, current_version: int | None = None
+) -> VaultSecret:
     rotation = summary.rotation_config
     target = getattr(rotation, "target_system_details", None)
     return VaultSecret(
@@ -176,6 +178,8 @@ def to_vault_secret(summary: Any, current_version_created: datetime | None) -> V
         rotation_enabled=bool(rotation is not None and rotation.is_scheduled_rotation_enabled),
         rotation_interval_days=_interval_days(getattr(rotation, "rotation_interval", None)),
         target_system=getattr(target, "target_system_type", None),
+        current_version_number=current_version,
+        freeform_tags=dict(getattr(summary, "freeform_tags", None) or {}),
     )
 
 

@@ -157,6 +157,8 @@ class VaultSecret:
     rotation_interval_days: int | None = None
     target_system: str | None = None  # e.g. "ADB", "FUNCTION": rotate_secret can rotate it
     etag: str | None = None
+    current_version_number: int | None = None  # pinned by rotate-secret plans
+    freeform_tags: Mapping[str, str] = field(default_factory=dict)  # okeguard-length, -alphabet
 
 
 @dataclass(frozen=True, slots=True)
