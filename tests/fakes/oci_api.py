@@ -15,6 +15,7 @@ them)::
     PUT  /20180222/clusters/{id}, /20180222/nodePools/{id}                  202 + work request
     POST /20180222/clusters/{id}/actions/updateEndpointConfig              202 + work request
     GET  /20160918/subnets/{id} | vcns/{id} | securityLists/{id} | networkSecurityGroups/{id}
+    GET  /20160918/networkSecurityGroups?compartmentId[&vcnId][&displayName]
     GET  /20160918/networkSecurityGroups/{id}/securityRules
     POST /20160918/networkSecurityGroups                  create (200, ``etag``)
     DELETE /20160918/networkSecurityGroups/{id}           204; 409 while a cluster/pool uses it
@@ -150,6 +151,7 @@ class _Fault:
     message: str | None
     remaining: int | None  # None: until cleared
     after_apply: bool = False  # a write is applied, then its answer replaced by the fault
+    method: str | None = None  # only requests with this method (None: any)
 
 
 @dataclass(frozen=True)
@@ -498,12 +500,14 @@ class FakeOciApi(ServesHttp):
         message: str | None = None,
         times: int | None = None,
         after_apply: bool = False,
+        method: str | None = None,
     ) -> None:
-        """Answer requests whose path matches the glob ``pattern`` with ``status`` (``times``
-        times, or until cleared). 403 and 404 carry ``NotAuthorizedOrNotFound``. With
-        ``after_apply`` a successful write is made first and only its answer is lost."""
+        """Answer requests whose path matches the glob ``pattern`` (and whose method is
+        ``method``, when given) with ``status`` (``times`` times, or until cleared). 403 and 404
+        carry ``NotAuthorizedOrNotFound``. With ``after_apply`` a successful write is made first
+        and only its answer is lost."""
         with self._lock:
-            self.faults.append(_Fault(pattern, status, code, message, times, after_apply))
+            self.faults.append(_Fault(pattern, status, code, message, times, after_apply, method))
 
     def delay(self, pattern: str, seconds: float) -> None:
         """Answer requests whose path matches ``pattern`` only after ``seconds``."""
@@ -528,9 +532,11 @@ class FakeOciApi(ServesHttp):
         with self._lock:
             self.requests.clear()
 
-    def _take_fault(self, path: str, *, after_apply: bool = False) -> _Fault | None:
+    def _take_fault(self, path: str, method: str, *, after_apply: bool = False) -> _Fault | None:
         with self._lock:
             for fault in self.faults:
+                if fault.method not in (None, method):
+                    continue
                 if fault.after_apply == after_apply and fnmatch.fnmatchcase(path, fault.pattern):
                     if fault.remaining is not None:
                         fault.remaining -= 1
@@ -547,6 +553,7 @@ _ID = r"([^/]+)"
 _GET_LISTS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"/20180222/nodePools"), "nodePools"),
     (re.compile(rf"/20160918/networkSecurityGroups/{_ID}/securityRules"), "nsgRules"),
+    (re.compile(r"/20160918/networkSecurityGroups"), "nsgs"),
     (re.compile(r"/20160918/compartments"), "compartments"),
     (re.compile(r"/20200531/logGroups"), "logGroups"),
     (re.compile(rf"/20200531/logGroups/{_ID}/logs"), "logs"),
@@ -615,7 +622,7 @@ class _Handler(BaseHTTPRequestHandler):
                 401, message="The required information to complete authentication was not provided."
             )
             return None
-        fault = api._take_fault(path)
+        fault = api._take_fault(path, method)
         if fault is not None:
             self._error(fault.status, fault.code, fault.message)
             return None
@@ -684,7 +691,7 @@ class _Handler(BaseHTTPRequestHandler):
                 reply, subject = self._apply_write(method, path, body or {})
                 if token is not None and 200 <= reply.status < 300:
                     api._retry_tokens[token] = (fingerprint, reply, subject)
-            fault = api._take_fault(path, after_apply=True) if reply.status < 300 else None
+            fault = api._take_fault(path, method, after_apply=True) if reply.status < 300 else None
         if fault is not None:
             return self._error(fault.status, fault.code, fault.message)
         return self._send(reply.status, reply.body, reply.headers)
@@ -796,6 +803,16 @@ class _Handler(BaseHTTPRequestHandler):
                 if api.kinds.get(parent or "") != "logGroup":
                     return self._error(404)
                 items = [r for r in api.of_kind("log") if r.get("logGroupId") == parent]
+            elif name == "nsgs":
+                if q("compartmentId") is None:
+                    return self._error(400, "MissingParameter", "compartmentId is required")
+                items = [
+                    r
+                    for r in api.of_kind("networkSecurityGroup")
+                    if r.get("compartmentId") == q("compartmentId")
+                    and (q("vcnId") is None or r.get("vcnId") == q("vcnId"))
+                    and (q("displayName") is None or r.get("displayName") == q("displayName"))
+                ]
             elif name == "secretVersions":
                 if api.kinds.get(parent or "") != "secret":
                     return self._error(404)

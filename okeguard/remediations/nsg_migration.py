@@ -1,0 +1,174 @@
+"""``move-rules-to-nsg``: one cluster-wide plan moving security-list rules into NSGs.
+
+For each role of the cluster's subnets (the endpoint, the node pools' worker subnets, their pod
+subnets, the load-balancer subnets), one NSG per distinct set of security lists mirrors their
+rules. The plan runs, in this order, so that an interruption at any point never leaves a rule in
+neither place (rules leave a security list only in the last steps, after a check that they are
+in force through NSGs; a rollback re-adds them before it takes anything else away):
+
+1. ``oci.create-nsg``          one per group (retry token; tagged ``okeguard-request``);
+2. ``oci.add-nsg-rules``       the mirrored rules (split into calls of at most 25);
+3. ``oci.attach-endpoint-nsgs`` the endpoint NSG (``if_match``, work request);
+4. ``oci.attach-node-pool-nsgs`` worker (and pod) NSGs of each pool, with node cycling, so the
+                               existing nodes are replaced by nodes carrying them;
+5. ``k8s.patch``               each LoadBalancer Service gets
+                               ``oci.oraclecloud.com/security-rule-management-mode: NSG``;
+6. ``oci.verify-nsg-migration`` the NSGs hold their rules and are attached;
+7. ``oci.remove-security-list-rules`` one per security list, ``if_match`` its planned etag.
+
+Variants: ``default`` drops world-open ingress rules to SSH 22, RDP 3389, kubelet 10250 or all
+ports (they are removed from the security lists and not mirrored: that is the fix);
+``conservative`` mirrors every rule unchanged. Pure and deterministic: everything is sorted.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from okeguard.checks.model import Finding
+from okeguard.checks.oke_services import rule_management_mode
+from okeguard.config import RemediationConfig
+from okeguard.inventory.model import Inventory, K8sObject
+from okeguard.inventory.oci_model import OciState, OkeCluster, SecurityRule
+from okeguard.remediations.nsg_plan_parts import (
+    Group,
+    PlanBuilder,
+    dropped_reason,
+    lb_annotation_op,
+    rule_key,
+)
+from okeguard.remediations.oci_writer import rule_to_dict
+from okeguard.remediations.plan import Plan, PlanError
+
+REMEDIATION = "move-rules-to-nsg"
+CHECKS = (
+    "oke.security-lists-instead-of-nsgs",
+    "oke.lb-security-list-mode",
+    "oke.world-open-ingress",
+)
+VARIANTS = ("default", "conservative")
+MAX_RULES_PER_NSG = 120
+
+
+def _lists_of(state: OciState, subnet_ids: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    ids: set[str] = set()
+    for subnet_id in subnet_ids:
+        subnet = state.subnets.get(subnet_id)
+        if subnet is None:
+            raise PlanError(f"subnet {subnet_id} was not read: scan again with read access to it")
+        ids.update(subnet.security_list_ids)
+    for list_id in ids:
+        if list_id not in state.security_lists:
+            raise PlanError(f"security list {list_id} was not read: cannot mirror its rules")
+    return tuple(sorted(ids))
+
+
+def _groups(state: OciState, cluster: OkeCluster) -> list[Group]:
+    found: dict[tuple[str, tuple[str, ...]], Group] = {}
+
+    def add(role: str, subnet_ids: Any, pool: str | None = None) -> None:
+        lists = _lists_of(state, list(subnet_ids))
+        if not lists:
+            return
+        group = found.setdefault((role, lists), Group(role, lists))
+        if pool is not None:
+            group.pools.append(pool)
+
+    if cluster.endpoint is not None:
+        add("endpoint", [cluster.endpoint.subnet_id])
+    for pool in sorted(state.node_pools, key=lambda p: p.id):
+        add("workers", pool.subnet_ids, pool.id)
+        if pool.pod_subnet_ids:
+            add("pods", pool.pod_subnet_ids, pool.id)
+    if cluster.lb_subnet_ids:
+        add("load-balancers", cluster.lb_subnet_ids)
+    order = ("endpoint", "workers", "pods", "load-balancers")
+    groups = sorted(found.values(), key=lambda g: (order.index(g.role), g.list_ids))
+    for role in order:
+        same = [g for g in groups if g.role == role]
+        for i, group in enumerate(same):
+            suffix = f"-{i + 1}" if len(same) > 1 else ""
+            group.name = f"okeguard-{cluster.name}-{role}{suffix}"
+    return groups
+
+
+def _check_target(finding: Finding, state: OciState) -> None:
+    if finding.check_id not in CHECKS:
+        raise PlanError(f"{REMEDIATION} does not fix {finding.check_id}")
+    if finding.check_id == "oke.world-open-ingress" and finding.resource.kind != "SecurityList":
+        raise PlanError(
+            f"the world-open rule is in NSG {finding.resource.name}, not in a security list: "
+            "edit or remove that NSG rule (move-rules-to-nsg only migrates security lists)"
+        )
+    if state.cluster is None:
+        raise PlanError("the OKE cluster was not read: scan again with access to it")
+    if state.gaps_for("node_pools"):
+        raise PlanError("the node pools were not all read: scan again with access to them")
+
+
+def _rules_for(
+    state: OciState, group: Group, variant: str
+) -> tuple[list[SecurityRule], list[SecurityRule]]:
+    """(rules the group's NSG mirrors, world-open rules dropped), each sorted and unique."""
+    rules = {r for i in group.list_ids for r in state.security_lists[i].rules}
+    dropped = {r for r in rules if variant == "default" and dropped_reason(r)}
+    return sorted(rules - dropped, key=rule_key), sorted(dropped, key=rule_key)
+
+
+def lb_services(inventory: Inventory) -> list[K8sObject]:
+    """LoadBalancer Services whose rule-management mode is not NSG, sorted."""
+    found = [
+        s
+        for s in inventory.objects.get("Service", ())
+        if s.spec.get("type") == "LoadBalancer" and rule_management_mode(s)[0] != "NSG"
+    ]
+    return sorted(found, key=lambda s: (s.namespace or "", s.name))
+
+
+def plan_move_rules_to_nsg(
+    finding: Finding, inventory: Inventory, settings: RemediationConfig, variant: str = "default"
+) -> Plan:
+    """The plan moving the cluster's security-list rules into NSGs (see the module doc)."""
+    if variant not in VARIANTS:
+        raise PlanError(f"{REMEDIATION} has the variants {', '.join(VARIANTS)}, not {variant!r}")
+    state = inventory.oci
+    if state is None:
+        raise PlanError("the inventory has no OCI state: scan with the cluster's OCID configured")
+    _check_target(finding, state)
+    cluster = state.cluster
+    assert cluster is not None
+    groups = _groups(state, cluster)
+    if not groups:
+        raise PlanError("no security list of the cluster's subnets carries rules to move")
+    builder = PlanBuilder(state, cluster, groups, variant)
+    for group in groups:
+        mirrored, _ = _rules_for(state, group, variant)
+        if len(mirrored) > MAX_RULES_PER_NSG:
+            raise PlanError(f"{group.name} would hold {len(mirrored)} rules (an NSG holds 120)")
+        group.rule_objects = mirrored
+        builder.create(group, [rule_to_dict(r) for r in mirrored])
+    for group in groups:
+        builder.add_rules(group)
+    builder.attach_endpoint()
+    builder.attach_pools()
+    for service in lb_services(inventory):
+        builder.ops.append(lb_annotation_op(service))
+        mode = rule_management_mode(service)[0]
+        builder.diff.append(f"~ Service {service.namespace}/{service.name}: mode {mode!r} -> 'NSG'")
+    builder.verify_step()
+    builder.remove_from_lists(_rules_for)
+    if not any(op.action == "oci.remove-security-list-rules" for op in builder.ops):
+        raise PlanError("no security list of the cluster's subnets carries rules to move")
+    return Plan(
+        remediation=REMEDIATION,
+        cluster=finding.cluster,
+        check_id=finding.check_id,
+        finding=finding.fingerprint,
+        target=finding.resource.to_dict(),
+        operations=tuple(builder.ops),
+        diff="\n".join(builder.diff),
+        risks=tuple(builder.risks(inventory)),
+        variant=variant,
+        variants=VARIANTS,
+        verify={"nsgs": len(groups)},
+    )
