@@ -48,6 +48,21 @@ from okeguard.inventory.snapshot import save_snapshot
 HERE = Path(__file__).resolve().parent
 
 
+def link_vault_mirror(docs: list[Doc], oci: OciState, namespace: str, name: str, key: str) -> None:
+    """Mark the Secret ``namespace/name`` as the mirror of the Vault secret of the same name
+    (``okeguard.io/vault-secret-id``), as the shop's platform team set it up: rotate-secret
+    then rotates the Vault secret, syncs the mirror and restarts its consumers."""
+    vault = next(s for s in oci.vault_secrets if s.name.endswith(f"/{name}"))
+    for doc in docs:
+        meta = doc["metadata"]
+        if doc["kind"] == "Secret" and (meta.get("namespace"), meta["name"]) == (namespace, name):
+            annotations = meta.setdefault("annotations", {})
+            annotations["okeguard.io/vault-secret-id"] = vault.id
+            annotations["okeguard.io/vault-secret-key"] = key
+            return
+    raise KeyError(f"no Secret {namespace}/{name}")
+
+
 def build() -> tuple[list[Doc], list[KubeconfigUser], OciState]:
     c = Cluster(SEED, CLUSTER_CREATED, CAPTURED_AT)
     c.node_created = NODES_CREATED
@@ -182,6 +197,7 @@ def build() -> tuple[list[Doc], list[KubeconfigUser], OciState]:
     ids = network_ids(c, c.docs)
     load_balancers(c, internal_ca, tls_secret, ids["subnets"], ids["nsgs"])
     oci = oci_state(c, c.docs, ids, cluster_ocid, compartment)
+    link_vault_mirror(c.docs, oci, "data", "postgres-superuser", "password")
 
     users = [
         KubeconfigUser(

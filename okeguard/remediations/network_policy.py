@@ -19,6 +19,7 @@ from okeguard.remediations.plan import Operation, Plan, PlanError
 
 REMEDIATION = "add-default-deny-policy"
 POLICY_NAME = "okeguard-default-deny-ingress"
+INGRESS_CONTROLLERS = ("ingress-nginx", "nginx-ingress", "traefik", "haproxy-ingress", "contour")
 
 
 def plan_add_default_deny_policy(
@@ -60,8 +61,10 @@ def plan_add_default_deny_policy(
                 f"Service {svc.name} ({kind}) receives traffic from outside the namespace: "
                 "add a NetworkPolicy allowing it before or right after this one"
             )
+    local = [w for w in inventory.workloads if w.namespace == namespace]
+    controller_here = runs_any(local, INGRESS_CONTROLLERS) is not None
     for ingress in inventory.objects.get("Ingress", ()):
-        if ingress.namespace == namespace:
+        if ingress.namespace == namespace and not controller_here:
             risks.append(
                 f"Ingress {ingress.name}: its controller runs in another namespace and will be "
                 "blocked unless a policy admits it"

@@ -130,6 +130,11 @@ def _plan_vault(
     else:
         params["length"], params["alphabet"] = _generation(vs, settings)
         how = f"update_secret with {params['length']} generated {params['alphabet']} characters"
+        risks.append(
+            "update_secret changes the value in Vault only: whatever checks it (a database "
+            "user's password, a partner's API) must be changed to match, or its consumers fail "
+            "to log in; a rotation target on the secret (rotate_secret) changes both"
+        )
     mirror_ops: list[Operation] = []
     restart: dict[tuple[str, str, str], Workload] = {}
     external: list[dict[str, Any]] = []
