@@ -1,14 +1,11 @@
-"""The remediation workflow: request, approve, apply, roll back, reconcile.
+"""The remediation workflow: request, approve (``approvals``), apply, roll back, reconcile.
 
 The command line and the Slack bot call these functions; they hold every rule:
 
-- a request is a plan plus its hash, waiting for approval until it expires;
-- an approval names the plan hash the approver saw; a requester cannot approve their own request
-  (unless the configuration allows it for that remediation); Approve and Reject move the request
-  by compare-and-set, so two clicks act once;
 - applying re-reads the live cluster, re-derives the finding, re-plans and compares the hash with
   the approved one: any difference supersedes the request and nothing is written;
-- every refusal is audited (``remediation.refused``), as is every step of a run.
+- every step of a run, and every refusal, is audited;
+- reconciling settles what a crash left ``applying``.
 """
 
 from __future__ import annotations
@@ -16,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -24,10 +21,19 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from okeguard.audit.chain import append_event
 from okeguard.audit.models import AuditEvent, RemediationRequest, RequestState
-from okeguard.audit.stores import create_request, transition
+from okeguard.audit.stores import transition
 from okeguard.audit.types import utcnow
-from okeguard.config import RemediationConfig
 from okeguard.errors import OkeguardError
+from okeguard.remediations.approvals import (
+    SUBJECT,
+    Refused,
+    approved_request_for,
+    decide,
+    has_expired,
+    load_request,
+    refuse,
+    request_fix,
+)
 from okeguard.remediations.engine import (
     Backends,
     Outcome,
@@ -42,11 +48,17 @@ from okeguard.remediations.plan import Plan, short_hash
 from okeguard.remediations.planners import load_actions, plan_finding
 
 S = RequestState
-SUBJECT = "remediation_request"
-
-
-class Refused(OkeguardError):
-    """The workflow refused an action (self-approval, expired, changed target…); audited."""
+__all__ = [
+    "ApplyResult",
+    "Refused",
+    "apply_request",
+    "approved_request_for",
+    "decide",
+    "reconcile",
+    "request_events",
+    "request_fix",
+    "rollback_request",
+]
 
 
 @dataclass
@@ -55,149 +67,6 @@ class ApplyResult:
     state: str
     reason: str | None
     plan_hash: str
-
-
-def _refuse(
-    sessions: sessionmaker[Session], request_id: int, actor: str, what: str, reason: str
-) -> Refused:
-    with sessions.begin() as session:
-        append_event(
-            session,
-            actor,
-            "remediation.refused",
-            (SUBJECT, request_id),
-            {"attempted": what, "reason": reason},
-        )
-    return Refused(f"request {request_id}: {reason}")
-
-
-def _load(session: Session, request_id: int) -> RemediationRequest:
-    request = session.get(RemediationRequest, request_id)
-    if request is None:
-        raise Refused(f"no remediation request {request_id} (see `okeguard remediations list`)")
-    return request
-
-
-def request_fix(
-    sessions: sessionmaker[Session],
-    plan: Plan,
-    requester: str,
-    settings: RemediationConfig,
-    *,
-    now: datetime | None = None,
-) -> RemediationRequest:
-    """Record a request for ``plan`` and put it up for approval (expiring after the TTL)."""
-    now = now or utcnow()
-    expires = now + timedelta(hours=settings.approval_ttl_hours)
-    with sessions.begin() as session:
-        request = create_request(
-            session,
-            plan=plan.to_dict(),
-            requester=requester,
-            finding_fingerprint=plan.finding,
-            expires_at=expires,
-        )
-        transition(session, request.id, S.PROPOSED, S.PENDING_APPROVAL, requester)
-        session.flush()
-        session.refresh(request)
-        session.expunge(request)
-    return request
-
-
-def _expired(request: RemediationRequest, now: datetime) -> bool:
-    return request.expires_at is not None and request.expires_at <= now
-
-
-def decide(
-    sessions: sessionmaker[Session],
-    request_id: int,
-    approver: str,
-    settings: RemediationConfig,
-    *,
-    approve: bool,
-    plan_hash: str | None = None,
-    reason: str | None = None,
-    authorised: Callable[[str, RemediationRequest], bool] | None = None,
-    self_approval: bool = False,
-    now: datetime | None = None,
-) -> RemediationRequest:
-    """Approve or reject a pending request, by compare-and-set. Raises :class:`Refused`.
-
-    ``self_approval`` is for ``okeguard fix --apply`` with ``cli_requires_approval`` off, where
-    the OS user applying is, knowingly and on record, their own approver.
-    """
-    now = now or utcnow()
-    what = "approve" if approve else "reject"
-    with sessions.begin() as session:
-        request = _load(session, request_id)
-        state, requester = request.state, request.requester
-        remediation = str(request.plan.get("remediation"))
-        stored_hash = request.plan_hash
-        expired = _expired(request, now)
-        allowed = authorised is None or authorised(approver, request)
-    if state != S.PENDING_APPROVAL.value:
-        raise _refuse(sessions, request_id, approver, what, f"it is {state}, not pending approval")
-    if expired:
-        with sessions.begin() as session:
-            transition(
-                session,
-                request_id,
-                S.PENDING_APPROVAL,
-                S.EXPIRED,
-                approver,
-                reason="approval window passed",
-            )
-        raise _refuse(sessions, request_id, approver, what, "it expired before it was approved")
-    if not allowed:
-        raise _refuse(
-            sessions, request_id, approver, what, f"{approver} may not approve remediations"
-        )
-    own = approver == requester and not self_approval
-    if approve and own and remediation not in settings.allow_self_approval:
-        raise _refuse(
-            sessions, request_id, approver, what, "a requester cannot approve their own request"
-        )
-    if approve and plan_hash is not None and not stored_hash.startswith(plan_hash.lower()):
-        raise _refuse(
-            sessions,
-            request_id,
-            approver,
-            what,
-            f"the plan hash {plan_hash} is not this request's ({short_hash(stored_hash)})",
-        )
-    new = S.APPROVED if approve else S.REJECTED
-    with sessions.begin() as session:
-        won = transition(
-            session,
-            request_id,
-            S.PENDING_APPROVAL,
-            new,
-            approver,
-            approver=approver,
-            decided_at=now,
-            reason=reason,
-        )
-    if not won:
-        raise _refuse(sessions, request_id, approver, what, "someone else decided it first")
-    with sessions() as session:
-        request = _load(session, request_id)
-        session.expunge(request)
-    return request
-
-
-def approved_request_for(sessions: sessionmaker[Session], plan: Plan) -> int | None:
-    """The newest approved, unexpired request whose plan hash is ``plan``'s, if any."""
-    with sessions() as session:
-        found = session.scalars(
-            select(RemediationRequest.id)
-            .where(
-                RemediationRequest.plan_hash == plan.hash,
-                RemediationRequest.state == S.APPROVED.value,
-                RemediationRequest.expires_at > utcnow(),
-            )
-            .order_by(RemediationRequest.id.desc())
-        ).first()
-    return found
 
 
 def _emitter(
@@ -238,12 +107,12 @@ def apply_request(
 
     now = now or utcnow()
     with sessions() as session:
-        request = _load(session, request_id)
+        request = load_request(session, request_id)
         state, approved_hash, stored = request.state, request.plan_hash, dict(request.plan)
-        expired = _expired(request, now)
+        timed_out = has_expired(request, now)
     if state != S.APPROVED.value:
-        raise _refuse(sessions, request_id, actor, "apply", f"it is {state}, not approved")
-    if expired:
+        raise refuse(sessions, request_id, actor, "apply", f"it is {state}, not approved")
+    if timed_out:
         with sessions.begin() as session:
             transition(
                 session,
@@ -253,7 +122,7 @@ def apply_request(
                 actor,
                 reason="approval expired before apply",
             )
-        raise _refuse(sessions, request_id, actor, "apply", "its approval expired")
+        raise refuse(sessions, request_id, actor, "apply", "its approval expired")
     approved = Plan.from_dict(stored)
     load_actions(approved)
     try:
@@ -280,11 +149,11 @@ def apply_request(
             )
         with sessions.begin() as session:
             transition(session, request_id, S.APPROVED, S.SUPERSEDED, actor, reason=why)
-        raise _refuse(sessions, request_id, actor, "apply", why)
+        raise refuse(sessions, request_id, actor, "apply", why)
     with sessions.begin() as session:
         won = transition(session, request_id, S.APPROVED, S.APPLYING, actor)
     if not won:
-        raise _refuse(sessions, request_id, actor, "apply", "it is already being applied")
+        raise refuse(sessions, request_id, actor, "apply", "it is already being applied")
     backends = backends or live.backends()
     backends.request_id, backends.plan_hash = request_id, approved_hash
     outcome = execute_plan(
@@ -333,11 +202,11 @@ def rollback_request(
 ) -> ApplyResult:
     """Undo an applied request, newest step first; each undo is guarded against later changes."""
     with sessions() as session:
-        request = _load(session, request_id)
+        request = load_request(session, request_id)
         state, plan_hash, stored = request.state, request.plan_hash, dict(request.plan)
         events = request_events(session, request_id)
     if state != S.APPLIED.value:
-        raise _refuse(
+        raise refuse(
             sessions,
             request_id,
             actor,
@@ -349,7 +218,7 @@ def rollback_request(
     steps = steps_from_events(plan, events)
     final = [s.index + 1 for s in steps if not s.op.reversible]
     if final:
-        raise _refuse(
+        raise refuse(
             sessions,
             request_id,
             actor,
