@@ -63,14 +63,11 @@ def plan_make_endpoint_private(
         "if okeguard itself reaches the cluster through the public endpoint, it cannot roll this "
         "back through Kubernetes; the rollback uses only the OCI API",
     )
-    return Plan(
-        remediation=REMEDIATION,
-        cluster=finding.cluster,
-        check_id=finding.check_id,
-        finding=finding.fingerprint,
-        target=finding.resource.to_dict(),
-        operations=(op,),
-        diff=diff,
+    return Plan.of(
+        finding,
+        REMEDIATION,
+        (op,),
+        diff,
         risks=risks,
         verify={"is_public_ip_enabled": False},
     )

@@ -85,14 +85,11 @@ def plan_add_default_deny_policy(
         undo={"delete": True},
         description=f"create NetworkPolicy {namespace}/{POLICY_NAME}",
     )
-    return Plan(
-        remediation=REMEDIATION,
-        cluster=finding.cluster,
-        check_id=finding.check_id,
-        finding=finding.fingerprint,
-        target=finding.resource.to_dict(),
-        operations=(op,),
-        diff=diff,
-        risks=tuple(risks),
+    return Plan.of(
+        finding,
+        REMEDIATION,
+        (op,),
+        diff,
+        risks=risks,
         verify={"exists": True},
     )

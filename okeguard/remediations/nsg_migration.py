@@ -159,15 +159,12 @@ def plan_move_rules_to_nsg(
     builder.remove_from_lists(_rules_for)
     if not any(op.action == "oci.remove-security-list-rules" for op in builder.ops):
         raise PlanError("no security list of the cluster's subnets carries rules to move")
-    return Plan(
-        remediation=REMEDIATION,
-        cluster=finding.cluster,
-        check_id=finding.check_id,
-        finding=finding.fingerprint,
-        target=finding.resource.to_dict(),
-        operations=tuple(builder.ops),
-        diff="\n".join(builder.diff),
-        risks=tuple(builder.risks(inventory)),
+    return Plan.of(
+        finding,
+        REMEDIATION,
+        builder.ops,
+        "\n".join(builder.diff),
+        risks=builder.risks(inventory),
         variant=variant,
         variants=VARIANTS,
         verify={"nsgs": len(groups)},

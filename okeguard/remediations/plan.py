@@ -14,12 +14,15 @@ appear in a plan: a rotation says how to generate content, not what it is.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from okeguard.audit.stores import plan_hash
 from okeguard.errors import OkeguardError
+
+if TYPE_CHECKING:
+    from okeguard.checks.model import Finding
 
 PLAN_SCHEMA = "okeguard.plan/v1"
 
@@ -93,6 +96,34 @@ class Plan:
             "risks": list(self.risks),
             "verify": dict(self.verify),
         }
+
+    @classmethod
+    def of(
+        cls,
+        finding: Finding,
+        remediation: str,
+        operations: Iterable[Operation],
+        diff: str,
+        *,
+        risks: Iterable[str] = (),
+        variant: str = "default",
+        variants: tuple[str, ...] = ("default",),
+        verify: Mapping[str, Any] | None = None,
+    ) -> Plan:
+        """The plan of ``remediation`` for ``finding`` (risks deduplicated, in order)."""
+        return cls(
+            remediation=remediation,
+            cluster=finding.cluster,
+            check_id=finding.check_id,
+            finding=finding.fingerprint,
+            target=finding.resource.to_dict(),
+            operations=tuple(operations),
+            diff=diff,
+            risks=tuple(dict.fromkeys(risks)),
+            variant=variant,
+            variants=variants,
+            verify=dict(verify or {}),
+        )
 
     @property
     def hash(self) -> str:

@@ -221,15 +221,12 @@ def _plan_vault(
             for op in restart_ops
         ),
     ]
-    return Plan(
-        remediation=REMEDIATION,
-        cluster=finding.cluster,
-        check_id=finding.check_id,
-        finding=finding.fingerprint,
-        target=finding.resource.to_dict(),
-        operations=(vault_op, *mirror_ops, *restart_ops),
-        diff="\n".join(diff_lines),
-        risks=tuple(dict.fromkeys(risks)),
+    return Plan.of(
+        finding,
+        REMEDIATION,
+        (vault_op, *mirror_ops, *restart_ops),
+        "\n".join(diff_lines),
+        risks=risks,
         verify={"vault_version": "new", "mirrors": len(mirror_ops), "rollouts": len(restart_ops)},
     )
 

@@ -23,6 +23,13 @@ import yaml
 from okeguard.checks.model import Finding
 from okeguard.config import RemediationConfig
 from okeguard.inventory.model import CONTAINER_FIELDS, Inventory, Workload
+from okeguard.remediations.patches import (
+    Ops,
+    append_item,
+    newest_first,
+    set_value,
+    test_resource_version,
+)
 from okeguard.remediations.plan import Operation, Plan, PlanError
 
 REMEDIATION = "add-security-context"
@@ -121,10 +128,13 @@ def plan_add_security_context(
     meta = workload.obj.metadata
     rv = meta.get("resourceVersion")
     spec = copy.deepcopy(dict(workload.pod_spec))
-    forward: list[dict[str, Any]] = []
-    inverse: list[dict[str, Any]] = []
-    if rv:
-        forward.append({"op": "test", "path": "/metadata/resourceVersion", "value": rv})
+    forward: Ops = test_resource_version(rv)
+    undo_groups: list[Ops] = []
+
+    def change(ops: tuple[Ops, Ops]) -> None:
+        forward.extend(ops[0])
+        undo_groups.append(ops[1])
+
     risks: list[str] = []
     pod_sc = dict(spec.get("securityContext") or {})
     read_only = variant == "default"
@@ -167,16 +177,7 @@ def plan_add_security_context(
             new_spec[field][index]["securityContext"] = new_sc
             if new_sc != old_sc:
                 path = f"{base}/spec/{field}/{index}/securityContext"
-                if "securityContext" in container:
-                    forward += [
-                        {"op": "test", "path": path, "value": old_sc},
-                        {"op": "replace", "path": path, "value": new_sc},
-                    ]
-                    inverse.append({"op": "replace", "path": path, "value": old_sc})
-                else:
-                    forward.append({"op": "add", "path": path, "value": new_sc})
-                    inverse.append({"op": "remove", "path": path})
-                inverse.insert(len(inverse) - 1, {"op": "test", "path": path, "value": new_sc})
+                change(set_value(path, "securityContext" in container, old_sc, new_sc))
             mounts = {m.get("mountPath") for m in container.get("volumeMounts") or ()}
             if read_only and "/tmp" not in mounts:
                 tmp_mount_needed.append((field, index, container))
@@ -185,36 +186,12 @@ def plan_add_security_context(
         if any(v.get("name") == TMP_VOLUME for v in volumes):
             raise PlanError(f"a volume named {TMP_VOLUME} already exists in {workload.name}")
         vol = {"name": TMP_VOLUME, "emptyDir": {}}
-        vpath = f"{base}/spec/volumes"
-        if "volumes" in spec:
-            forward.append({"op": "add", "path": f"{vpath}/-", "value": vol})
-            inverse += [
-                {"op": "test", "path": f"{vpath}/{len(volumes)}", "value": vol},
-                {"op": "remove", "path": f"{vpath}/{len(volumes)}"},
-            ]
-        else:
-            forward.append({"op": "add", "path": vpath, "value": [vol]})
-            inverse += [
-                {"op": "test", "path": vpath, "value": [vol]},
-                {"op": "remove", "path": vpath},
-            ]
+        change(append_item(f"{base}/spec/volumes", spec.get("volumes"), vol))
         new_spec.setdefault("volumes", []).append(vol)
         for field, index, container in tmp_mount_needed:
             mount = {"name": TMP_VOLUME, "mountPath": "/tmp"}
             mpath = f"{base}/spec/{field}/{index}/volumeMounts"
-            existing = list(container.get("volumeMounts") or [])
-            if "volumeMounts" in container:
-                forward.append({"op": "add", "path": f"{mpath}/-", "value": mount})
-                inverse += [
-                    {"op": "test", "path": f"{mpath}/{len(existing)}", "value": mount},
-                    {"op": "remove", "path": f"{mpath}/{len(existing)}"},
-                ]
-            else:
-                forward.append({"op": "add", "path": mpath, "value": [mount]})
-                inverse += [
-                    {"op": "test", "path": mpath, "value": [mount]},
-                    {"op": "remove", "path": mpath},
-                ]
+            change(append_item(mpath, container.get("volumeMounts"), mount))
             new_spec[field][index].setdefault("volumeMounts", []).append(mount)
     if not pod_sc.get("seccompProfile") and not all(
         (c.get("securityContext") or {}).get("seccompProfile")
@@ -224,26 +201,11 @@ def plan_add_security_context(
     ):
         new_pod_sc = {**pod_sc, "seccompProfile": {"type": "RuntimeDefault"}}
         path = f"{base}/spec/securityContext"
-        if "securityContext" in spec:
-            forward += [
-                {"op": "test", "path": path, "value": pod_sc},
-                {"op": "replace", "path": path, "value": new_pod_sc},
-            ]
-            inverse += [
-                {"op": "test", "path": path, "value": new_pod_sc},
-                {"op": "replace", "path": path, "value": pod_sc},
-            ]
-        else:
-            forward.append({"op": "add", "path": path, "value": new_pod_sc})
-            inverse += [
-                {"op": "test", "path": path, "value": new_pod_sc},
-                {"op": "remove", "path": path},
-            ]
+        change(set_value(path, "securityContext" in spec, pod_sc, new_pod_sc))
         new_spec["securityContext"] = new_pod_sc
-    if len([o for o in forward if o["op"] != "test"]) == 0:
+    if not undo_groups:
         raise PlanError(f"{kind} {workload.namespace}/{workload.name} is already hardened")
-    # The undo runs newest change first, so list indexes stay valid.
-    undo = _reverse_pairs(inverse)
+    undo = newest_first(undo_groups)
     diff = _diff(kind, workload, spec, new_spec)
     target = {"kind": kind, "namespace": workload.namespace, "name": workload.name}
     rollout = kind in ("Deployment", "StatefulSet", "DaemonSet")
@@ -256,30 +218,16 @@ def plan_add_security_context(
         undo={"patch": undo},
         description=f"harden the pod template of {kind} {workload.namespace}/{workload.name}",
     )
-    return Plan(
-        remediation=REMEDIATION,
-        cluster=finding.cluster,
-        check_id=finding.check_id,
-        finding=finding.fingerprint,
-        target=finding.resource.to_dict(),
-        operations=(op,),
-        diff=diff,
-        risks=tuple(dict.fromkeys(risks)),
+    return Plan.of(
+        finding,
+        REMEDIATION,
+        (op,),
+        diff,
+        risks=risks,
         variant=variant,
         variants=VARIANTS,
         verify={"rollout": rollout},
     )
-
-
-def _reverse_pairs(inverse: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Reverse the order of (test, change) groups, keeping each test before its change."""
-    groups: list[list[dict[str, Any]]] = []
-    for op in inverse:
-        if op["op"] == "test" or not groups or groups[-1][-1]["op"] != "test":
-            groups.append([op])
-        else:
-            groups[-1].append(op)
-    return [op for group in reversed(groups) for op in group]
 
 
 def _diff(kind: str, workload: Workload, before: dict[str, Any], after: dict[str, Any]) -> str:

@@ -13,6 +13,12 @@ from typing import Any
 
 from okeguard.checks.model import Finding
 from okeguard.inventory.model import Inventory, K8sObject, Workload
+from okeguard.remediations.patches import (
+    Ops,
+    newest_first,
+    replace_value,
+    test_resource_version,
+)
 from okeguard.remediations.plan import Operation, Plan, PlanError
 
 REMEDIATION = "rotate-secret"
@@ -69,19 +75,13 @@ def rotated_name(secret: K8sObject) -> str:
 
 def _repoint_patch(workload: Workload, old: str, new: str) -> tuple[list[Any], list[Any]]:
     rv = workload.obj.metadata.get("resourceVersion")
-    forward: list[dict[str, Any]] = []
-    undo: list[dict[str, Any]] = []
-    if rv:
-        forward.append({"op": "test", "path": "/metadata/resourceVersion", "value": rv})
+    forward: Ops = test_resource_version(rv)
+    undo_groups: list[Ops] = []
     for path in secret_references(workload, old):
-        forward += [
-            {"op": "test", "path": path, "value": old},
-            {"op": "replace", "path": path, "value": new},
-        ]
-        undo += [
-            {"op": "test", "path": path, "value": new},
-            {"op": "replace", "path": path, "value": old},
-        ]
+        change, revert = replace_value(path, old, new)
+        forward += change
+        undo_groups.append(revert)
+    undo = newest_first(undo_groups)
     return forward, undo
 
 
@@ -162,28 +162,16 @@ def plan_legacy_token(finding: Finding, inventory: Inventory, old: K8sObject) ->
     ]
     if sa is not None and listed:
         path = f"/secrets/{listed[0]}/name"
-        sa_rv = sa.metadata.get("resourceVersion")
-        test_rv = (
-            [{"op": "test", "path": "/metadata/resourceVersion", "value": sa_rv}] if sa_rv else []
-        )
+        change, revert = replace_value(path, old.name, new)
         ops.append(
             Operation(
                 action="k8s.patch",
                 target=ref(sa),
                 params={
-                    "patch": [
-                        *test_rv,
-                        {"op": "test", "path": path, "value": old.name},
-                        {"op": "replace", "path": path, "value": new},
-                    ],
+                    "patch": test_resource_version(sa.metadata.get("resourceVersion")) + change,
                     "rollout": False,
                 },
-                undo={
-                    "patch": [
-                        {"op": "test", "path": path, "value": new},
-                        {"op": "replace", "path": path, "value": old.name},
-                    ]
-                },
+                undo={"patch": revert},
                 description=f"list Secret {new} on ServiceAccount {account} instead of {old.name}",
             )
         )
@@ -211,14 +199,11 @@ def plan_legacy_token(finding: Finding, inventory: Inventory, old: K8sObject) ->
             f"- Secret {old.namespace}/{old.name}",
         ]
     )
-    return Plan(
-        remediation=REMEDIATION,
-        cluster=finding.cluster,
-        check_id=finding.check_id,
-        finding=finding.fingerprint,
-        target=finding.resource.to_dict(),
-        operations=tuple(ops),
-        diff=diff,
-        risks=tuple(dict.fromkeys(risks)),
+    return Plan.of(
+        finding,
+        REMEDIATION,
+        ops,
+        diff,
+        risks=risks,
         verify={"token": new, "rollouts": sum(w.kind in ROLLOUT_KINDS for w in users)},
     )

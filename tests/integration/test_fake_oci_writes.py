@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,29 +10,12 @@ import oci
 import pytest
 import requests
 
-from tests.fakes.oci_api import FakeOciApi, running_fake_oci_api
-from tests.fakes.oci_world import COMPARTMENT, OkeWorld, build_oke_world, rule, secret_content
+from tests.fakes.oci_api import FakeOciApi
+from tests.fakes.oci_world import COMPARTMENT, OkeWorld, rule, secret_content
 
 core = oci.core.models
 ce_models = oci.container_engine.models
 vault_models = oci.vault.models
-
-
-@pytest.fixture(scope="module")
-def oci_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An OCI config file with a throwaway RSA API key (one per module: key generation is slow)."""
-    return FakeOciApi().write_config(tmp_path_factory.mktemp("oci"))
-
-
-@pytest.fixture
-def oci_api() -> Iterator[FakeOciApi]:
-    with running_fake_oci_api() as api:
-        yield api
-
-
-@pytest.fixture
-def world(oci_api: FakeOciApi) -> OkeWorld:
-    return build_oke_world(oci_api)
 
 
 def sdk_client(cls: Any, api: FakeOciApi, config_path: Path, retry: Any = None) -> Any:

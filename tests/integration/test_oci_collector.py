@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,25 +16,8 @@ from okeguard.config import ClusterConfig, OciAuthConfig
 from okeguard.inventory.oci import collect_oci
 from okeguard.inventory.oci_clients import policy_statement
 from okeguard.inventory.oci_model import OciState, PortRange, oci_state_from_dict, oci_state_to_dict
-from tests.fakes.oci_api import REGION, FakeOciApi, running_fake_oci_api
+from tests.fakes.oci_api import REGION, FakeOciApi
 from tests.fakes.oci_world import COMPARTMENT, OkeWorld, build_oke_world
-
-
-@pytest.fixture(scope="module")
-def oci_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An OCI config file with a throwaway RSA API key (one per module: key generation is slow)."""
-    return FakeOciApi().write_config(tmp_path_factory.mktemp("oci"))
-
-
-@pytest.fixture
-def oci_api() -> Iterator[FakeOciApi]:
-    with running_fake_oci_api() as api:
-        yield api
-
-
-@pytest.fixture
-def world(oci_api: FakeOciApi) -> OkeWorld:
-    return build_oke_world(oci_api)
 
 
 def sdk_client(cls: Any, api: FakeOciApi, config_path: Path) -> Any:

@@ -38,11 +38,6 @@ RULE_MODE = "oci.oraclecloud.com/security-rule-management-mode"
 MIGRATION_STEPS = 16  # 4 NSGs created and filled, endpoint, 2 pools, 1 Service, check, 3 lists
 
 
-@pytest.fixture(scope="module")
-def oci_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return FakeOciApi().write_config(tmp_path_factory.mktemp("oci"))
-
-
 @pytest.fixture
 def oci_api() -> Iterator[FakeOciApi]:
     with running_fake_oci_api(work_request_polls=2) as api:

@@ -7,7 +7,6 @@ import base64
 import dataclasses
 import json
 import logging
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,8 +30,8 @@ from okeguard.remediations.plan import Plan
 from okeguard.remediations.planners import plan_finding
 from okeguard.remediations.secret_actions import NewVersionAction
 from tests.fakes.kube_api import FakeKubeApi
-from tests.fakes.oci_api import FakeOciApi, running_fake_oci_api
-from tests.fakes.oci_world import OkeWorld, build_oke_world, secret_content
+from tests.fakes.oci_api import FakeOciApi
+from tests.fakes.oci_world import OkeWorld, secret_content
 from tests.integration.database import Database
 from tests.unit.factories import bare_container, namespace, workload
 
@@ -41,23 +40,6 @@ FAST = RemediationConfig(
 )
 VAULT_CHECK = "oke.vault-secret-not-rotated"
 TOKEN_CHECK = "k8s.legacy-service-account-token"
-
-
-@pytest.fixture(scope="module")
-def oci_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return FakeOciApi().write_config(tmp_path_factory.mktemp("oci"))
-
-
-@pytest.fixture
-def oci_api() -> Iterator[FakeOciApi]:
-    with running_fake_oci_api() as api:
-        yield api
-
-
-@pytest.fixture
-def world(oci_api: FakeOciApi) -> OkeWorld:
-    # secret_ids[0] has a rotation target (ADB): rotate_secret; [1] has none: update_secret.
-    return build_oke_world(oci_api)
 
 
 @dataclasses.dataclass
