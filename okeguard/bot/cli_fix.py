@@ -266,11 +266,13 @@ def fix_command(
     live = (
         None if offline else _live(config, context=context, kubeconfig=kubeconfig, cluster=cluster)
     )
-    inventories = _inventories(config, demo=demo, snapshot=snapshot, live=live)
-    target, inventory = locate_finding(
-        live.effective_config if live else config, inventories, finding
-    )
-    plan = plan_finding(target, inventory, config.remediation, variant)
+    from okeguard.service import gc_paused
+
+    with gc_paused():  # loading and scanning allocate millions of small objects, as in `scan`
+        inventories = _inventories(config, demo=demo, snapshot=snapshot, live=live)
+        scope = live.effective_config if live else config
+        target, inventory = locate_finding(scope, inventories, finding)
+        plan = plan_finding(target, inventory, config.remediation, variant)
     if output_format == "json":
         _out(json.dumps({**plan.to_dict(), "hash": plan.hash}, indent=2, sort_keys=True))
     else:
