@@ -198,6 +198,99 @@ class RemediationConfig(_Strict):
     )
 
 
+SlackChannel = str
+
+
+class People(_Strict):
+    """Slack users and user groups (a group's members are resolved when checked, and cached)."""
+
+    users: tuple[str, ...] = Field((), description="Slack user IDs (U… or W…).")
+    groups: tuple[str, ...] = Field((), description="Slack user group IDs (S…).")
+
+    @model_validator(mode="after")
+    def _ids(self) -> People:
+        for user in self.users:
+            if not re.fullmatch(r"[UW][A-Z0-9]{2,}", user):
+                raise ValueError(f"'{user}' is not a Slack user ID (U… or W…, not a name)")
+        for group in self.groups:
+            if not re.fullmatch(r"S[A-Z0-9]{2,}", group):
+                raise ValueError(f"'{group}' is not a Slack user group ID (S…, not a handle)")
+        return self
+
+    @property
+    def anyone(self) -> bool:
+        return not self.users and not self.groups
+
+
+class SlackConfig(_Strict):
+    """Where the bot posts and who may do what. Tokens come from the environment only."""
+
+    channel: SlackChannel | None = Field(
+        None, description="Channel ID (C…) where scheduled scans post new findings."
+    )
+    approvals_channel: SlackChannel | None = Field(
+        None, description="Channel ID for approval requests (default: channel)."
+    )
+    requesters: People = Field(
+        default_factory=People,
+        description="Who may request fixes, snooze and accept risks (empty: anyone).",
+    )
+    approvers: People = Field(
+        default_factory=People, description="Who may approve fixes (empty: nobody can)."
+    )
+    post_interval_seconds: float = Field(
+        1.0, ge=0, description="Least time between two posts to one channel (Slack allows ~1/s)."
+    )
+    group_cache_seconds: int = Field(
+        300, ge=0, description="How long a user group's members are cached."
+    )
+
+    @model_validator(mode="after")
+    def _channels(self) -> SlackConfig:
+        for name in ("channel", "approvals_channel"):
+            value = getattr(self, name)
+            if value is not None and not re.fullmatch(r"[CG][A-Z0-9]{2,}", value):
+                raise ValueError(f"{name}: '{value}' is not a channel ID (C…; not #name)")
+        return self
+
+
+class ScanSchedule(_Strict):
+    """Scan a configured cluster (or every one, ``*``) every so many minutes."""
+
+    cluster: str = Field("*", description="A configured cluster name, or * for all.")
+    every_minutes: int = Field(60, ge=5, description="Minutes between two scans.")
+
+
+class DigestSchedule(_Strict):
+    """Post the daily digest to a channel at a local time."""
+
+    channel: SlackChannel = Field(..., description="Channel ID (C…).")
+    time: str = Field("09:00", description="Local time, HH:MM.")
+    timezone: str = Field("UTC", description="IANA time zone, e.g. Europe/Berlin.")
+    clusters: tuple[str, ...] = Field((), description="Clusters in the digest (default: all).")
+
+    @model_validator(mode="after")
+    def _valid(self) -> DigestSchedule:
+        if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", self.time):
+            raise ValueError(f"time '{self.time}' is not HH:MM (24-hour)")
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"timezone '{self.timezone}' is not an IANA time zone") from None
+        if not re.fullmatch(r"[CG][A-Z0-9]{2,}", self.channel):
+            raise ValueError(f"channel '{self.channel}' is not a channel ID (C…; not #name)")
+        return self
+
+
+class ScheduleConfig(_Strict):
+    """What ``okeguard serve`` runs by itself."""
+
+    scans: tuple[ScanSchedule, ...] = Field((), description="Periodic scans.")
+    digests: tuple[DigestSchedule, ...] = Field((), description="Daily digests.")
+
+
 class Config(_Strict):
     """The whole ``okeguard.yaml``."""
 
@@ -208,6 +301,8 @@ class Config(_Strict):
     oci: OciAuthConfig = Field(default_factory=OciAuthConfig)
     database: DatabaseConfig = Field(default_factory=DatabaseConfig)
     remediation: RemediationConfig = Field(default_factory=RemediationConfig)
+    slack: SlackConfig = Field(default_factory=SlackConfig)
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     clusters: tuple[ClusterConfig, ...] = Field(
         (), description="The clusters `okeguard scan --config` scans."
     )

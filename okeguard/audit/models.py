@@ -110,6 +110,8 @@ class FindingRecord(Base):
     last_seen: Mapped[datetime]
     resolved_at: Mapped[datetime | None]
     last_scan_id: Mapped[int | None] = mapped_column(ForeignKey("scans.id"))
+    # snoozed / accepted-risk until then; a recorded scan after it reopens the finding
+    status_until: Mapped[datetime | None]
 
 
 class ExceptionRule(Base):
@@ -176,3 +178,59 @@ class AuditEvent(Base):
     payload: Mapped[str] = mapped_column(Text)  # canonical JSON text, exactly as hashed
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class ClusterPosture(Base):
+    """One cluster's posture as one recorded scan saw it: the trend chart and score changes."""
+
+    __tablename__ = "cluster_posture"
+    __table_args__ = (Index(None, "cluster", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    scan_id: Mapped[int] = mapped_column(ForeignKey("scans.id"))
+    cluster: Mapped[str] = mapped_column(String(200))
+    at: Mapped[datetime]
+    critical: Mapped[int] = mapped_column(Integer, default=0)
+    high: Mapped[int] = mapped_column(Integer, default=0)
+    medium: Mapped[int] = mapped_column(Integer, default=0)
+    low: Mapped[int] = mapped_column(Integer, default=0)
+    info: Mapped[int] = mapped_column(Integer, default=0)
+    score: Mapped[int] = mapped_column(Integer)
+    complete: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class SlackMessage(Base):
+    """A message the bot posted and may update later (``chat.update``): scan posts, approval
+    requests. ``kind`` says which; ``request_id`` ties approval messages to their request."""
+
+    __tablename__ = "slack_messages"
+    __table_args__ = (Index(None, "request_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(30))
+    request_id: Mapped[int | None] = mapped_column(ForeignKey("remediation_requests.id"))
+    channel: Mapped[str] = mapped_column(String(50))
+    ts: Mapped[str] = mapped_column(String(50))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SlackDelivery(Base):
+    """A Slack delivery already handled (its key: an event id, or the action's trigger/ts), so a
+    retried delivery of the same event is processed once."""
+
+    __tablename__ = "slack_deliveries"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class DigestRecord(Base):
+    """A digest sent to a channel, with the scores it reported (the next digest's baseline)."""
+
+    __tablename__ = "digests"
+    __table_args__ = (Index(None, "channel", "sent_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(50))
+    sent_at: Mapped[datetime]
+    scores: Mapped[dict[str, Any]]  # cluster -> score

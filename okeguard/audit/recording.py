@@ -27,10 +27,18 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from okeguard.audit.chain import EventSpec, append_events
-from okeguard.audit.models import ExceptionRule, FindingRecord, FindingStatus, Scan
+from okeguard.audit.models import (
+    ClusterPosture,
+    ExceptionRule,
+    FindingRecord,
+    FindingStatus,
+    Scan,
+)
 from okeguard.audit.stores import active_exceptions
 from okeguard.audit.types import utcnow
 from okeguard.checks.model import Finding, Status
+from okeguard.checks.registry import get_check
+from okeguard.posture import SEVERITY_WEIGHTS, posture_score
 
 if TYPE_CHECKING:
     from okeguard.service import ScanReport
@@ -133,6 +141,38 @@ def _set_status(session: Session, ids: Sequence[int], status: str, now: datetime
         )
 
 
+def _postures(
+    units: Sequence[ScanReport], scan_id: int, now: datetime, rules: dict[str, list[ExceptionRule]]
+) -> list[ClusterPosture]:
+    """One posture row per cluster: open findings by severity and the posture score."""
+    rows = []
+    for unit in units:
+        counts = dict.fromkeys(SEVERITY_WEIGHTS, 0)
+        failing: set[str] = set()
+        for finding in unit.findings:
+            if finding.status is Status.UNKNOWN:
+                failing.add(finding.check_id)
+            elif finding.status is Status.OPEN and _exemption(finding, rules) is None:
+                counts[finding.severity.value] += 1
+                failing.add(finding.check_id)
+        checks = {
+            check_id: spec.severity.value
+            for check_id in unit.checks_run
+            if (spec := get_check(check_id)) is not None
+        }
+        rows.append(
+            ClusterPosture(
+                scan_id=scan_id,
+                cluster=unit.cluster,
+                at=now,
+                score=posture_score(checks, failing),
+                complete=unit.complete,
+                **counts,
+            )
+        )
+    return rows
+
+
 def record_scan(
     session: Session,
     report: ScanReport,
@@ -157,8 +197,14 @@ def record_scan(
             "checks_run": report.checks_run,
             "namespaces": list(report.namespaces),
             "incomplete": [
-                {"kind": g["kind"], "source": g["source"], "checks": g["checks"]}
-                for g in report.incomplete
+                {
+                    "cluster": unit.cluster,
+                    "kind": g["kind"],
+                    "source": g["source"],
+                    "checks": g["checks"],
+                }
+                for unit in units
+                for g in unit.incomplete
             ],
         },
         started_at=report.generated_at,
@@ -184,6 +230,7 @@ def record_scan(
         FindingRecord.status,
         FindingRecord.severity,
         FindingRecord.message,
+        FindingRecord.status_until,
     )
     existing = {
         row.fingerprint: row
@@ -247,9 +294,14 @@ def record_scan(
                 {"id": row.id, "severity": finding.severity.value, "message": finding.message}
             )
         old = row.status
+        expired = old in KEPT_BY_PEOPLE and row.status_until is not None and row.status_until <= now
         if old == FindingStatus.RESOLVED.value:
             result.reopened += 1
             action = "finding.reopened"
+        elif expired:
+            result.updated += 1
+            action = "finding.status"
+            reason = reason or f"{old} until {row.status_until.isoformat()} has passed"
         elif old in KEPT_BY_PEOPLE or old == desired:
             result.unchanged += 1
             continue
@@ -294,6 +346,7 @@ def record_scan(
     for status, ids in changes.items():
         _set_status(session, ids, status, now)
 
+    session.add_all(_postures(units, scan.id, now, rules))
     events.append(
         (
             actor,

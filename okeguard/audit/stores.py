@@ -44,6 +44,9 @@ ALLOWED_TRANSITIONS: dict[RequestState, frozenset[RequestState]] = {
 TRANSITION_FIELDS = frozenset({"approver", "reason", "decided_at", "applied_at", "expires_at"})
 
 
+KEPT_STATUSES = frozenset({FindingStatus.SNOOZED.value, FindingStatus.ACCEPTED_RISK.value})
+
+
 class TransitionError(OkeguardError):
     """A transition the state machine does not allow, or a field it may not set."""
 
@@ -208,8 +211,12 @@ def set_finding_status(
     status: FindingStatus | str,
     actor: str,
     reason: str | None = None,
+    until: datetime | None = None,
 ) -> bool:
-    """Change a finding's status (with its audit event); False if there is no such finding."""
+    """Change a finding's status (with its audit event); False if there is no such finding.
+
+    ``until`` bounds a ``snoozed`` or ``accepted-risk`` status: the first recorded scan after
+    it reopens the finding if it is still there."""
     new = FindingStatus(status)
     finding = session.scalars(
         select(FindingRecord).where(FindingRecord.fingerprint == fingerprint)
@@ -217,9 +224,10 @@ def set_finding_status(
     if finding is None:
         return False
     old = finding.status
-    if old == new.value:
+    if old == new.value and finding.status_until == until:
         return True
     finding.status = new.value
+    finding.status_until = until if new.value in KEPT_STATUSES else None
     finding.resolved_at = utcnow() if new is FindingStatus.RESOLVED else None
     session.flush()
     append_event(
@@ -227,6 +235,11 @@ def set_finding_status(
         actor,
         "finding.status",
         ("finding", fingerprint),
-        {"from": old, "to": new.value, "reason": reason},
+        {
+            "from": old,
+            "to": new.value,
+            "reason": reason,
+            "until": until.isoformat() if until is not None else None,
+        },
     )
     return True

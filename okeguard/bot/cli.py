@@ -20,6 +20,7 @@ from okeguard import __version__
 from okeguard.bot.cli_db import audit_group, db_group
 from okeguard.bot.cli_findings import exceptions_group, findings_group
 from okeguard.bot.cli_fix import fix_command, remediations_group
+from okeguard.bot.cli_serve import serve_command
 from okeguard.errors import OkeguardError, UsageError
 
 EXIT_FINDINGS = 1
@@ -367,6 +368,7 @@ cli.add_command(findings_group)
 cli.add_command(exceptions_group)
 cli.add_command(fix_command)
 cli.add_command(remediations_group)
+cli.add_command(serve_command)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -194,3 +194,46 @@ def test_people_set_statuses_are_kept_while_seen(database: Database) -> None:
     again = _record(database, report, hours=1)
     assert again.updated == 0
     assert _rows(database)[fingerprint].status == "accepted-risk"
+
+
+def test_a_snooze_ends_at_its_time_and_the_next_scan_reopens_the_finding(
+    database: Database,
+) -> None:
+    from okeguard.audit.stores import set_finding_status
+
+    report = _report([_secret()], checks=(STALE,))
+    _record(database, report)
+    [fingerprint] = _rows(database)
+    with database.sessions.begin() as session:
+        until = NOW + timedelta(days=7)
+        assert set_finding_status(session, fingerprint, "snoozed", "bob", "on leave", until=until)
+    _record(database, report, hours=24)
+    assert _rows(database)[fingerprint].status == "snoozed"  # still snoozed a day later
+    result = _record(database, report, hours=24 * 8)
+    row = _rows(database)[fingerprint]
+    assert (row.status, result.updated) == ("open", 1)
+    with database.sessions() as session:
+        last = session.scalars(
+            select(AuditEvent)
+            .where(AuditEvent.action == "finding.status")
+            .order_by(AuditEvent.id.desc())
+        ).first()
+        assert last is not None and "has passed" in last.payload
+        assert verify_chain(session) is None
+
+
+def test_each_recording_keeps_each_clusters_posture(database: Database) -> None:
+    from okeguard.audit.models import ClusterPosture
+
+    prod = _report([_secret(), deployment("web", namespace="shop")], cluster="prod")
+    stage = _report([], cluster="stage")
+    _record(database, merge_reports([prod, stage]))
+    with database.sessions() as session:
+        rows = {r.cluster: r for r in session.scalars(select(ClusterPosture))}
+    assert set(rows) == {"prod", "stage"}
+    for cluster, report in (("prod", prod), ("stage", stage)):
+        for severity in ("critical", "high", "medium", "low", "info"):
+            want = sum(1 for f in report.open_findings if f.severity.value == severity)
+            assert getattr(rows[cluster], severity) == want, (cluster, severity)
+    assert rows["prod"].medium >= 1
+    assert 0 < rows["prod"].score < rows["stage"].score < 100  # stage: only whole-cluster lows

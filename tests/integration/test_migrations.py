@@ -8,7 +8,17 @@ from okeguard.audit import schema
 from okeguard.audit.db import make_engine
 from okeguard.audit.models import Base
 
-TABLES = {"scans", "findings", "exceptions", "remediation_requests", "audit_events"}
+TABLES = {
+    "scans",
+    "findings",
+    "exceptions",
+    "remediation_requests",
+    "audit_events",
+    "cluster_posture",
+    "slack_messages",
+    "slack_deliveries",
+    "digests",
+}
 
 
 def _tables(url: str) -> set[str]:

@@ -1,0 +1,234 @@
+"""``okeguard serve``: the Slack bot, its scheduler and its operations port.
+
+Start-up, in order: load the configuration; migrate the database (audited); settle what a crash
+left behind (``remediations reconcile``); open the operations port (``/healthz``, ``/readyz``,
+``/metrics``); start the scheduler (on the replica holding the leader lock); then serve Slack,
+in Socket Mode (``SLACK_APP_TOKEN``: outbound connections only) or, with ``--http PORT``, the
+Events API at ``/slack/events`` (``SLACK_SIGNING_SECRET``). ``SLACK_BOT_TOKEN`` is needed by
+both. Tokens are read from the environment only and never logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from okeguard.errors import ConfigError
+
+if TYPE_CHECKING:
+    from okeguard.bot.slack.ops import OpsServer
+    from okeguard.bot.slack.scheduler import BotScheduler
+    from okeguard.bot.slack.work import BotContext
+    from okeguard.config import Config
+
+log = logging.getLogger(__name__)
+EVENTS_PATH = "/slack/events"
+
+
+def _env(name: str, env: Mapping[str, str], why: str) -> str:
+    value = env.get(name)
+    if not value:
+        raise ConfigError(f"{name} is not set: {why}")
+    return value
+
+
+@dataclass
+class RunningBot:
+    """A started bot: stop it with :meth:`stop`."""
+
+    ctx: BotContext
+    app: Any
+    scheduler: BotScheduler
+    ops: OpsServer
+    http: Any = None
+    threads: list[threading.Thread] = field(default_factory=list)
+    socket_handler: Any = None
+
+    @property
+    def http_port(self) -> int | None:
+        return int(self.http.server_address[1]) if self.http is not None else None
+
+    def stop(self) -> None:
+        if self.socket_handler is not None:
+            self.socket_handler.close()
+        if self.http is not None:
+            self.http.shutdown()
+            self.http.server_close()
+        self.scheduler.shutdown()
+        self.ops.stop()
+
+
+def start_bot(
+    config: Config,
+    *,
+    database_url: str,
+    env: Mapping[str, str],
+    http_port: int | None = None,
+    health_port: int = 8081,
+    oci_endpoints: Mapping[str, str] | None = None,
+    host: str = "0.0.0.0",
+) -> RunningBot:
+    """Start everything but the Socket Mode loop (see :func:`serve`); returns the running bot."""
+    from okeguard.audit.db import make_engine, session_factory
+    from okeguard.bot.cli_fix import _sessions
+    from okeguard.bot.slack.app import build_app
+    from okeguard.bot.slack.metrics import Metrics
+    from okeguard.bot.slack.ops import OpsServer
+    from okeguard.bot.slack.people import Authorizer
+    from okeguard.bot.slack.posting import Pacer, make_client
+    from okeguard.bot.slack.scheduler import BOT_ACTOR, BotScheduler, LeaderLock
+    from okeguard.bot.slack.work import BotContext
+    from okeguard.fleet import scan_configured
+    from okeguard.remediations.live import LiveCluster, live_cluster
+    from okeguard.remediations.workflow import reconcile
+
+    token = _env("SLACK_BOT_TOKEN", env, "the bot token (xoxb-…) of the Slack app")
+    signing_secret = None
+    if http_port is not None:
+        signing_secret = _env("SLACK_SIGNING_SECRET", env, "HTTP mode verifies every request")
+    client = make_client(token, base_url=env.get("OKEGUARD_SLACK_API_URL"))
+    with _sessions(database_url):  # migrate (audited) before anything reads
+        pass
+    engine = make_engine(database_url)
+    sessions = session_factory(engine)
+
+    def live_for(name: str) -> LiveCluster:
+        return live_cluster(config, cluster=name, oci_endpoints=oci_endpoints)
+
+    def scan(clusters: Any, namespaces: Any) -> Any:
+        return scan_configured(config, clusters, namespaces=namespaces, oci_endpoints=oci_endpoints)
+
+    metrics = Metrics()
+    ctx = BotContext(
+        config=config,
+        sessions=sessions,
+        client=client,
+        authorizer=Authorizer(client, config.slack),
+        pacer=Pacer(config.slack.post_interval_seconds),
+        metrics=metrics,
+        live_for=live_for,
+        scan=scan,
+    )
+    for result in reconcile(sessions, BOT_ACTOR, live_for):
+        log.info("reconciled request %s: %s", result.request_id, result.state)
+    app = build_app(ctx, signing_secret=signing_secret)
+
+    def ready() -> tuple[bool, str]:
+        from sqlalchemy import text
+
+        try:
+            with engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except Exception as exc:
+            return False, f"database: {type(exc).__name__}"
+        return True, "ready"
+
+    ops = OpsServer(health_port, metrics, ready, host=host).start()
+    scheduler = BotScheduler(ctx, LeaderLock(engine))
+    scheduler.start()
+    bot = RunningBot(ctx, app, scheduler, ops)
+    if http_port is not None:
+        bot.http = _http_server(app, host, http_port)
+        thread = threading.Thread(target=bot.http.serve_forever, daemon=True)
+        thread.start()
+        bot.threads.append(thread)
+    return bot
+
+
+def _http_server(app: Any, host: str, port: int) -> Any:
+    from socketserver import ThreadingMixIn
+    from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+    from slack_bolt.adapter.wsgi import SlackRequestHandler
+
+    handler = SlackRequestHandler(app)
+
+    def wsgi(environ: dict[str, Any], start_response: Any) -> Any:
+        if environ.get("PATH_INFO") != EVENTS_PATH:
+            start_response("404 Not Found", [("Content-Type", "text/plain")])
+            return [b"not found\n"]
+        return handler(environ, start_response)
+
+    class Quiet(WSGIRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    class Threading(ThreadingMixIn, WSGIServer):
+        daemon_threads = True
+
+    return make_server(host, port, wsgi, server_class=Threading, handler_class=Quiet)
+
+
+@click.command("serve")
+@click.option("--config", "config_path", metavar="FILE", help="Configuration file (okeguard.yaml).")
+@click.option(
+    "--http",
+    "http_port",
+    type=int,
+    metavar="PORT",
+    help="Serve the Events API on PORT instead of Socket Mode.",
+)
+@click.option(
+    "--health-port",
+    default=8081,
+    show_default=True,
+    type=int,
+    help="Port of /healthz, /readyz and /metrics.",
+)
+@click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on.")
+def serve_command(
+    config_path: str | None, http_port: int | None, health_port: int, host: str
+) -> None:
+    """Run the Slack bot: slash commands, buttons, approvals, scheduled scans and digests.
+
+    \b
+    Environment: SLACK_BOT_TOKEN (always), SLACK_APP_TOKEN (Socket Mode, the default),
+    SLACK_SIGNING_SECRET (--http), OKEGUARD_DATABASE_URL (optional).
+    \b
+    Examples:
+      okeguard serve --config okeguard.yaml                 # Socket Mode: no inbound exposure
+      okeguard serve --config okeguard.yaml --http 3000     # Events API at /slack/events
+    """
+    from okeguard.audit.db import resolve_url
+    from okeguard.config import load_config
+
+    env = dict(os.environ)
+    config = load_config(config_path)
+    app_token = None
+    if http_port is None:
+        app_token = _env(
+            "SLACK_APP_TOKEN",
+            env,
+            "Socket Mode needs the app-level token (xapp-…); or use --http PORT",
+        )
+    bot = start_bot(
+        config,
+        database_url=resolve_url(config.database.url),
+        env=env,
+        http_port=http_port,
+        health_port=health_port,
+        host=host,
+    )
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    if app_token is not None:
+        from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+        bot.socket_handler = SocketModeHandler(bot.app, app_token, web_client=bot.ctx.client)
+        bot.socket_handler.connect()
+        click.echo("okeguard: connected to Slack (Socket Mode)", err=True)
+    else:
+        click.echo(
+            f"okeguard: serving the Events API at http://{host}:{bot.http_port}{EVENTS_PATH}",
+            err=True,
+        )
+    stop.wait()
+    bot.stop()

@@ -1,0 +1,379 @@
+"""``/okeguard``: parse, answer quick things inline, run slow things (scan, fix, digest) in a lazy
+listener and post when done. Anything not understood gets the usage, only to the person who
+typed it."""
+
+from __future__ import annotations
+
+import logging
+import shlex
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, select
+
+from okeguard.audit.models import (
+    AuditEvent,
+    ExceptionRule,
+    FindingRecord,
+    FindingStatus,
+    RemediationRequest,
+    RequestState,
+    Scan,
+)
+from okeguard.bot.slack import blocks
+from okeguard.bot.slack.digest_model import FindingRow, RequestRow
+from okeguard.bot.slack.people import actor_of
+from okeguard.bot.slack.replies import post, refuse, upload
+from okeguard.errors import OkeguardError
+
+if TYPE_CHECKING:
+    from slack_bolt import App
+
+    from okeguard.bot.slack.work import BotContext
+
+log = logging.getLogger(__name__)
+SLOW = frozenset({"scan", "fix", "digest"})
+SEVERITIES = ("critical", "high", "medium", "low", "info")
+LIST_LIMIT = 200
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    args: tuple[str, ...]
+
+
+def parse(text: str) -> Command:
+    """The subcommand and its arguments (quotes group words); ``help`` when empty."""
+    try:
+        words = shlex.split(text or "")
+    except ValueError:
+        words = (text or "").split()
+    if not words:
+        return Command("help", ())
+    return Command(words[0].lower(), tuple(words[1:]))
+
+
+def register(app: App, ctx: BotContext) -> None:
+    """Wire ``/okeguard``."""
+
+    def acknowledge(ack: Any, body: dict[str, Any]) -> None:
+        command = parse(body.get("text", ""))
+        if command.name in SLOW:
+            problem = _check_slow(ctx, command)
+            if problem is not None:
+                ack(**blocks.usage_error(problem).payload())
+                return
+            what = {"scan": "Scanning", "fix": "Planning the fix", "digest": "Building the digest"}
+            ack(text=f":hourglass_flowing_sand: {what[command.name]}…")
+            return
+        try:
+            message = quick(ctx, command, body)
+        except OkeguardError as exc:
+            message = blocks.usage_error(str(exc))
+        ack(**message.payload())
+
+    def run(body: dict[str, Any], respond: Any) -> None:
+        command = parse(body.get("text", ""))
+        if command.name not in SLOW or _check_slow(ctx, command) is not None:
+            return
+        user, channel = body["user_id"], body["channel_id"]
+        try:
+            slow(ctx, command, user, channel)
+        except OkeguardError as exc:
+            respond(**blocks.usage_error(str(exc)).payload())
+        except Exception:
+            log.exception("/okeguard %s failed", command.name)
+            respond(text=f":warning: /okeguard {command.name} failed; see the bot's logs")
+
+    app.command("/okeguard")(ack=acknowledge, lazy=[run])
+
+
+def _check_slow(ctx: BotContext, command: Command) -> str | None:
+    """A usage problem of a slow command, found before acknowledging it."""
+    if command.name == "scan":
+        names = {c.name for c in ctx.config.clusters}
+        if command.args and command.args[0] not in names:
+            return f"no configured cluster '{command.args[0]}' (configured: {', '.join(sorted(names)) or 'none'})"
+        if len(command.args) > 2:
+            return "usage: /okeguard scan [cluster] [namespace]"
+    if command.name == "fix" and len(command.args) != 1:
+        return "usage: /okeguard fix FINDING (a fingerprint prefix from /okeguard findings)"
+    return None
+
+
+def slow(ctx: BotContext, command: Command, user: str, channel: str) -> None:
+    """Run ``scan``, ``fix`` or ``digest`` and post the result."""
+    if command.name == "scan":
+        from okeguard.bot.slack.work import scan_and_record
+
+        clusters = command.args[:1]
+        namespaces = command.args[1:2]
+        for part in scan_and_record(ctx, clusters, namespaces, actor_of(user)):
+            message = blocks.scan_summary(
+                part.report,
+                new=part.new,
+                changed=part.changed,
+                unchanged_count=part.unchanged,
+                score=part.score,
+                score_change=part.score_change,
+                cluster_label=part.report.cluster,
+            )
+            post(ctx, channel, message)
+    elif command.name == "fix":
+        from okeguard.bot.slack.actions import request_fix_for
+
+        request_fix_for(ctx, command.args[0], user, channel)
+    elif command.name == "digest":
+        send_digest(ctx, channel, clusters=(), actor=actor_of(user))
+
+
+def send_digest(ctx: BotContext, channel: str, *, clusters: tuple[str, ...], actor: str) -> None:
+    """Build, post (with its chart) and record the digest of ``channel``."""
+    from okeguard.bot.slack.chart import trend_png
+    from okeguard.bot.slack.digest import build_digest, record_digest
+
+    with ctx.sessions() as session:
+        digest = build_digest(session, channel=channel, now=ctx.now(), clusters=clusters or None)
+    png = trend_png(digest)
+    ts = post(ctx, channel, blocks.digest_message(digest, chart_attached=png is not None))
+    if png is not None:
+        upload(
+            ctx,
+            channel,
+            content=png,
+            filename="okeguard-trend.png",
+            title="Open findings by severity, last 30 days",
+            thread_ts=ts,
+        )
+    with ctx.sessions.begin() as session:
+        record_digest(session, digest, channel=channel, actor=actor)
+
+
+def quick(ctx: BotContext, command: Command, body: dict[str, Any]) -> blocks.Message:
+    """Answer a quick subcommand (database reads, exceptions) at once."""
+    name, args = command.name, command.args
+    if name == "help":
+        return blocks.help_message()
+    if name == "status":
+        return _status(ctx)
+    if name == "findings":
+        return _findings(ctx, args)
+    if name == "approvals":
+        return _approvals(ctx)
+    if name == "exceptions":
+        return _exceptions(ctx, args, body)
+    if name == "history":
+        if len(args) != 1:
+            return blocks.usage_error(
+                "usage: /okeguard history KIND/NAMESPACE/NAME or a fingerprint"
+            )
+        return _history(ctx, args[0])
+    return blocks.usage_error(f"unknown subcommand '{name}'")
+
+
+def _findings(ctx: BotContext, args: tuple[str, ...]) -> blocks.Message:
+    query = select(FindingRecord).where(FindingRecord.status == FindingStatus.OPEN.value)
+    clusters = {c.name for c in ctx.config.clusters}
+    title = "Open findings"
+    for arg in args:
+        if arg.lower() in SEVERITIES:
+            query = query.where(FindingRecord.severity == arg.lower())
+            title += f", {arg.lower()}"
+        elif arg in clusters or not clusters:
+            query = query.where(FindingRecord.cluster == arg)
+            title += f" on {arg}"
+        else:
+            return blocks.usage_error(
+                f"'{arg}' is neither a configured cluster nor a severity: /okeguard findings [cluster] [severity]"
+            )
+    with ctx.sessions() as session:
+        rows = session.scalars(query.limit(5000)).all()
+        found = [_row(r) for r in rows]
+    found.sort(key=lambda r: (SEVERITIES.index(r.severity), r.check_id, r.resource))
+    return blocks.findings_list(found[:LIST_LIMIT], title=title)
+
+
+def _row(r: FindingRecord) -> FindingRow:
+    where = f"{r.resource_namespace}/{r.resource_name}" if r.resource_namespace else r.resource_name
+    label = f"{r.resource_kind} {where}" + (
+        f" (container {r.resource_container})" if r.resource_container else ""
+    )
+    return FindingRow(r.fingerprint, r.check_id, r.severity, r.cluster, label, r.message)
+
+
+def _approvals(ctx: BotContext) -> blocks.Message:
+    now = ctx.now()
+    with ctx.sessions() as session:
+        requests = session.scalars(
+            select(RemediationRequest)
+            .where(RemediationRequest.state == RequestState.PENDING_APPROVAL.value)
+            .order_by(RemediationRequest.id)
+        ).all()
+        rows = [
+            RequestRow(
+                r.id,
+                str(r.plan.get("remediation")),
+                str(r.plan.get("cluster")),
+                str(r.plan.get("check_id")),
+                r.state,
+                r.requester,
+                r.approver,
+                r.created_at,
+                r.expires_at,
+            )
+            for r in requests
+            if r.expires_at is None or r.expires_at > now
+        ]
+    return blocks.approvals_list(rows)
+
+
+def _exceptions(ctx: BotContext, args: tuple[str, ...], body: dict[str, Any]) -> blocks.Message:
+    from okeguard.audit.stores import active_exceptions, add_exception, remove_exception
+    from okeguard.checks.registry import get_check
+
+    action = args[0] if args else "list"
+    actor = actor_of(body["user_id"])
+    if action == "list":
+        with ctx.sessions() as session:
+            rules = active_exceptions(session, ctx.now())
+            lines = [
+                f"#{r.id} `{r.check_id}` {r.cluster or '*'}/{r.resource_kind or '*'}/"
+                f"{r.resource_namespace or '*'}/{r.resource_name or '*'} — {r.reason} "
+                f"(by {r.author}, until {r.expires_at:%Y-%m-%d})"
+                if r.expires_at
+                else f"#{r.id} `{r.check_id}` {r.cluster or '*'}/{r.resource_kind or '*'}/"
+                f"{r.resource_namespace or '*'}/{r.resource_name or '*'} — {r.reason} (by {r.author})"
+                for r in rules
+            ]
+        return blocks.status_message({"Exceptions": "\n".join(lines) or "none"})
+    if not ctx.authorizer.may_request(body["user_id"]):
+        refuse(
+            ctx,
+            channel=body["channel_id"],
+            user=body["user_id"],
+            action=f"exceptions {action}",
+            reason="you may not change exceptions (slack.requesters)",
+        )
+        return blocks.refusal("you may not change exceptions (slack.requesters)")
+    if action == "add":
+        # add CHECK_ID CLUSTER/KIND/NAMESPACE/NAME DAYS REASON…
+        if len(args) < 5 or not args[3].rstrip("d").isdigit():
+            return blocks.usage_error(
+                "usage: /okeguard exceptions add CHECK-ID CLUSTER/KIND/NAMESPACE/NAME DAYS REASON "
+                '(* for any part, e.g. k8s.host-path shop-prod/DaemonSet/*/fluent-bit 90 "log agent")'
+            )
+        check_id, selector, days, reason = (
+            args[1],
+            args[2],
+            int(args[3].rstrip("d")),
+            " ".join(args[4:]),
+        )
+        if get_check(check_id) is None:
+            return blocks.usage_error(f"unknown check id '{check_id}' (see `okeguard checks`)")
+        parts = selector.split("/")
+        if len(parts) != 4:
+            return blocks.usage_error(f"selector '{selector}' is not CLUSTER/KIND/NAMESPACE/NAME")
+        cluster, kind, namespace, name = (None if p in ("*", "") else p for p in parts)
+        with ctx.sessions.begin() as session:
+            rule = add_exception(
+                session,
+                check_id=check_id,
+                reason=reason,
+                author=actor,
+                cluster=cluster,
+                kind=kind,
+                namespace=namespace,
+                name=name,
+                expires_at=ctx.now() + timedelta(days=days),
+            )
+            rule_id = rule.id
+        return blocks.refusal(f"Exception #{rule_id} added for {days} days.")
+    if action == "remove":
+        if len(args) != 2 or not args[1].lstrip("#").isdigit():
+            return blocks.usage_error("usage: /okeguard exceptions remove ID")
+        with ctx.sessions.begin() as session:
+            removed = remove_exception(session, int(args[1].lstrip("#")), actor)
+        return blocks.refusal("Exception removed." if removed else f"No exception {args[1]}.")
+    return blocks.usage_error("usage: /okeguard exceptions [list|add|remove]")
+
+
+def _history(ctx: BotContext, resource: str) -> blocks.Message:
+    with ctx.sessions() as session:
+        query = select(FindingRecord.fingerprint)
+        parts = resource.split("/")
+        if len(parts) == 3:
+            kind, namespace, name = parts
+            query = query.where(
+                FindingRecord.resource_kind == kind,
+                FindingRecord.resource_namespace == namespace,
+                FindingRecord.resource_name == name,
+            )
+        elif len(parts) == 2:
+            query = query.where(
+                FindingRecord.resource_kind == parts[0], FindingRecord.resource_name == parts[1]
+            )
+        else:
+            query = query.where(FindingRecord.fingerprint.startswith(resource))
+        fingerprints = list(session.scalars(query.limit(500)))
+        requests = (
+            list(
+                session.scalars(
+                    select(RemediationRequest.id).where(
+                        RemediationRequest.finding_fingerprint.in_(fingerprints)
+                    )
+                )
+            )
+            if fingerprints
+            else []
+        )
+        subjects = [("finding", f) for f in fingerprints] + [
+            ("remediation_request", str(i)) for i in requests
+        ]
+        events = []
+        if subjects:
+            conditions = [
+                (AuditEvent.subject_type == kind) & (AuditEvent.subject_id == sid)
+                for kind, sid in subjects
+            ]
+            from sqlalchemy import or_
+
+            rows = session.scalars(
+                select(AuditEvent).where(or_(*conditions)).order_by(AuditEvent.id.desc()).limit(40)
+            ).all()
+            events = [(e.at, e.actor, e.action) for e in reversed(rows)]
+    if not fingerprints:
+        return blocks.usage_error(f"no recorded finding on '{resource}'")
+    return blocks.history_message(resource, events)
+
+
+def _status(ctx: BotContext) -> blocks.Message:
+    from okeguard import __version__
+
+    with ctx.sessions() as session:
+        last = session.scalars(select(Scan).order_by(Scan.id.desc()).limit(1)).first()
+        pending = session.scalar(
+            select(func.count())
+            .select_from(RemediationRequest)
+            .where(RemediationRequest.state == RequestState.PENDING_APPROVAL.value)
+        )
+        exceptions = session.scalar(select(func.count()).select_from(ExceptionRule))
+    lines = {
+        "Version": __version__,
+        "Clusters": ", ".join(c.name for c in ctx.config.clusters) or "none configured",
+        "Last scan": (
+            f"{last.started_at:%Y-%m-%d %H:%M} UTC by {last.started_by}"
+            + ("" if last.complete else " (incomplete)")
+            if last is not None
+            else "never"
+        ),
+        "Pending approvals": str(pending or 0),
+        "Exceptions": str(exceptions or 0),
+        "Scheduled scans": str(len(ctx.config.schedule.scans)),
+        "Digests": ", ".join(
+            f"<#{d.channel}> at {d.time} {d.timezone}" for d in ctx.config.schedule.digests
+        )
+        or "none",
+    }
+    return blocks.status_message(lines)

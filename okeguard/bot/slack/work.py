@@ -1,0 +1,171 @@
+"""What the bot does, as functions of a :class:`BotContext`: scan and record, find a finding
+live, plan it. Slack listeners (``commands``, ``actions``) and the scheduler call these; nothing
+here talks to Slack."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from okeguard.audit.models import ClusterPosture, FindingRecord, FindingStatus
+from okeguard.audit.types import utcnow
+from okeguard.errors import OkeguardError
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from okeguard.bot.slack.metrics import Metrics
+    from okeguard.bot.slack.people import Authorizer
+    from okeguard.bot.slack.posting import Pacer
+    from okeguard.checks.model import Finding
+    from okeguard.config import Config
+    from okeguard.inventory.model import Inventory
+    from okeguard.remediations.live import LiveCluster
+    from okeguard.remediations.plan import Plan
+    from okeguard.service import ScanReport
+
+
+class BotError(OkeguardError):
+    """Something the bot cannot do for this user (an unknown cluster or finding…)."""
+
+
+@dataclass
+class BotContext:
+    """Everything the listeners and jobs need; built once by ``okeguard serve`` (or a test)."""
+
+    config: Config
+    sessions: sessionmaker[Session]
+    client: Any  # slack_sdk.WebClient
+    authorizer: Authorizer
+    pacer: Pacer
+    metrics: Metrics
+    live_for: Callable[[str], LiveCluster]
+    scan: Callable[[Sequence[str], Sequence[str]], ScanReport]
+    now: Callable[[], datetime] = utcnow
+    bot_user: str = "okeguard-bot"
+
+
+@dataclass
+class ClusterScan:
+    """One cluster's part of a recorded scan, split the way the Slack post shows it."""
+
+    report: ScanReport
+    new: list[Finding] = field(default_factory=list)
+    changed: list[Finding] = field(default_factory=list)
+    unchanged: int = 0
+    score: int = 100
+    score_change: int | None = None
+
+
+def scan_and_record(
+    ctx: BotContext, clusters: Sequence[str], namespaces: Sequence[str], actor: str
+) -> list[ClusterScan]:
+    """Scan the clusters, record the report, and split each cluster's open findings into new
+    (never seen, or seen resolved), changed (severity or message) and unchanged."""
+    from okeguard.audit.recording import record_scan
+
+    report = ctx.scan(clusters, namespaces)
+    fingerprints = [f.fingerprint for f in report.findings]
+    with ctx.sessions.begin() as session:
+        before = _finding_rows(session, fingerprints)
+        record_scan(session, report, actor=actor, started_by=actor, now=ctx.now())
+        after = _finding_rows(session, fingerprints)
+        scores = _scores(session, [p.cluster for p in (report.parts or (report,))])
+    out = []
+    for part in report.parts or (report,):
+        scan = ClusterScan(part)
+        scan.score, scan.score_change = scores.get(part.cluster, (100, None))
+        for finding in part.open_findings:
+            now_row = after.get(finding.fingerprint)
+            if now_row is None or now_row.status != FindingStatus.OPEN.value:
+                continue  # exempt, snoozed or accepted in the database
+            old = before.get(finding.fingerprint)
+            if old is None or old.status == FindingStatus.RESOLVED.value:
+                scan.new.append(finding)
+            elif old.severity != finding.severity.value or old.message != finding.message:
+                scan.changed.append(finding)
+            else:
+                scan.unchanged += 1
+        ctx.metrics.scans.labels(part.cluster, "complete" if part.complete else "incomplete").inc()
+        ctx.metrics.posture.labels(part.cluster).set(scan.score)
+        for severity, count in part.count_by_severity().items():
+            ctx.metrics.open_findings.labels(part.cluster, severity).set(count)
+        out.append(scan)
+    return out
+
+
+def _finding_rows(session: Session, fingerprints: Sequence[str]) -> dict[str, Any]:
+    rows: dict[str, Any] = {}
+    columns = (
+        FindingRecord.fingerprint,
+        FindingRecord.status,
+        FindingRecord.severity,
+        FindingRecord.message,
+    )
+    for start in range(0, len(fingerprints), 500):
+        chunk = fingerprints[start : start + 500]
+        for row in session.execute(select(*columns).where(FindingRecord.fingerprint.in_(chunk))):
+            rows[row.fingerprint] = row
+    return rows
+
+
+def _scores(session: Session, clusters: Sequence[str]) -> dict[str, tuple[int, int | None]]:
+    """(newest score, change against the scan before) per cluster."""
+    out: dict[str, tuple[int, int | None]] = {}
+    for cluster in clusters:
+        rows = session.scalars(
+            select(ClusterPosture)
+            .where(ClusterPosture.cluster == cluster)
+            .order_by(ClusterPosture.id.desc())
+            .limit(2)
+        ).all()
+        if rows:
+            change = rows[0].score - rows[1].score if len(rows) > 1 else None
+            out[cluster] = (rows[0].score, change)
+    return out
+
+
+def finding_record(ctx: BotContext, fingerprint: str) -> FindingRecord:
+    """The recorded finding (fingerprint or a unique prefix of at least 8 characters)."""
+    with ctx.sessions() as session:
+        rows = session.scalars(
+            select(FindingRecord).where(FindingRecord.fingerprint.startswith(fingerprint)).limit(2)
+        ).all()
+        if len(fingerprint) < 8 or not rows:
+            raise BotError(f"no recorded finding {fingerprint} (see `/okeguard findings`)")
+        if len(rows) > 1:
+            raise BotError(f"{fingerprint} matches several findings: give more of it")
+        session.expunge(rows[0])
+        return rows[0]
+
+
+def locate_live(ctx: BotContext, fingerprint: str) -> tuple[Finding, Inventory, LiveCluster]:
+    """The finding as the live cluster shows it now (BotError when it is gone)."""
+    record = finding_record(ctx, fingerprint)
+    live = ctx.live_for(record.cluster)
+    inventory = live.read()
+    for finding in live.findings(inventory, (record.check_id,)):
+        if finding.fingerprint == record.fingerprint:
+            return finding, inventory, live
+    raise BotError(
+        f"finding {record.fingerprint[:12]} ({record.check_id}) is no longer present on "
+        f"{record.cluster}: nothing to fix"
+    )
+
+
+def plan_live(
+    ctx: BotContext, fingerprint: str, variant: str = "default"
+) -> tuple[Plan, LiveCluster]:
+    """The plan fixing the finding, made from the live cluster now."""
+    from okeguard.remediations.planners import plan_finding
+
+    finding, inventory, live = locate_live(ctx, fingerprint)
+    return plan_finding(finding, inventory, ctx.config.remediation, variant), live
+
+
+def now() -> datetime:
+    return utcnow()

@@ -1,0 +1,263 @@
+"""The Slack bot end to end: a running bot (HTTP mode), the fake Slack Web API behind its real
+``WebClient``, the fake Kubernetes API behind the real client, a real database.
+
+/okeguard scan -> findings posted with buttons -> Request fix -> approval message -> refusals
+(self, stranger) -> approval by a second person -> patch applied on the cluster -> thread and
+message updated -> audit chain verified.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from okeguard.audit.chain import verify_chain
+from okeguard.audit.models import RemediationRequest
+from okeguard.bot.cli_serve import EVENTS_PATH, RunningBot, start_bot
+from okeguard.config import Config
+from tests.fakes.kube_api import FakeKubeApi, running_fake_kube_api
+from tests.fakes.slack_api import (
+    FakeSlackApi,
+    block_action_body,
+    running_fake_slack_api,
+    sign_request,
+    slash_command_body,
+)
+from tests.unit.factories import bare_container, namespace, workload
+
+SECRET = "fake-signing-secret-0123456789"
+CHANNEL = "C0FINDINGS"
+APPROVALS = "C0APPROVALS"
+ALICE, BOB, MALLORY = "U0ALICE", "U0BOB", "U0MALLORY"
+APPROVERS_GROUP = "S0APPROVERS"
+
+
+def wait_for(what: str, probe: Callable[[], Any], timeout: float = 15.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = probe()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[FakeKubeApi]:
+    web = workload(containers=[bare_container("web", image="fra.ocir.io/shop/web:1")])
+    web["spec"]["replicas"] = 2
+    with running_fake_kube_api([namespace("shop"), web]) as api:
+        api.write_kubeconfig(tmp_path / "kubeconfig", context="fake")
+        yield api
+
+
+@pytest.fixture
+def slack() -> Iterator[FakeSlackApi]:
+    with running_fake_slack_api() as api:
+        api.add_usergroup(APPROVERS_GROUP, [ALICE, BOB])
+        yield api
+
+
+@pytest.fixture
+def bot(tmp_path: Path, cluster: FakeKubeApi, slack: FakeSlackApi) -> Iterator[RunningBot]:
+    config = Config.model_validate(
+        {
+            "clusters": [
+                {"name": "prod", "context": "fake", "kubeconfig": str(tmp_path / "kubeconfig")}
+            ],
+            "remediation": {"poll_interval_seconds": 0.02, "rollout_timeout_seconds": 10},
+            "slack": {
+                "channel": CHANNEL,
+                "approvals_channel": APPROVALS,
+                "approvers": {"groups": [APPROVERS_GROUP]},
+                "post_interval_seconds": 0,
+            },
+        }
+    )
+    env = {
+        "SLACK_BOT_TOKEN": slack.bot_token,
+        "SLACK_SIGNING_SECRET": SECRET,
+        "OKEGUARD_SLACK_API_URL": slack.base_url,
+    }
+    running = start_bot(
+        config,
+        database_url=f"sqlite:///{tmp_path / 'bot.db'}",
+        env=env,
+        http_port=0,
+        health_port=0,
+        host="127.0.0.1",
+    )
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def deliver(bot: RunningBot, body: bytes, *, secret: str = SECRET, age: int = 0) -> int:
+    """POST a signed request to the bot's Events API endpoint; returns the HTTP status."""
+    headers = sign_request(body, secret, timestamp=int(time.time()) - age)
+    headers["Content-Type"] = "application/x-www-form-urlencoded"
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{bot.http_port}{EVENTS_PATH}", data=body, headers=headers, method="POST"
+    )
+    started = time.monotonic()
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            status = int(response.status)
+    except urllib.error.HTTPError as exc:
+        status = exc.code
+    assert time.monotonic() - started < 3.0, "Slack needs an answer within 3 seconds"
+    return status
+
+
+def click(bot: RunningBot, action_id: str, value: str, user: str, channel: str, ts: str) -> int:
+    body = block_action_body(
+        action_id,
+        value,
+        user_id=user,
+        channel_id=channel,
+        message_ts=ts,
+        trigger_id=f"trigger-{time.monotonic_ns()}",
+    )
+    return deliver(bot, body)
+
+
+def buttons(message: Any) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for block in message.blocks or ():
+        for element in block.get("elements") or ():
+            if element.get("type") == "button":
+                found.setdefault(element["action_id"], []).append(element["value"])
+    return found
+
+
+def request_state(bot: RunningBot, request_id: int) -> str:
+    with bot.ctx.sessions() as session:
+        request = session.get(RemediationRequest, request_id)
+        assert request is not None
+        return request.state
+
+
+def test_scan_request_approve_apply_verify_and_audit(
+    bot: RunningBot, slack: FakeSlackApi, cluster: FakeKubeApi
+) -> None:
+    assert (
+        deliver(bot, slash_command_body(text="scan prod", user_id=ALICE, channel_id=CHANNEL)) == 200
+    )
+    posted = wait_for(
+        "the scan summary", lambda: [m for m in slack.messages(CHANNEL) if buttons(m)]
+    )
+    fingerprints = buttons(posted[0])["okeguard.request"]
+    run_as_root = next(
+        f for f in fingerprints if any("run-as-root" in json.dumps(b) for b in posted[0].blocks)
+    )
+    assert click(bot, "okeguard.request", run_as_root, ALICE, CHANNEL, posted[0].ts) == 200
+    approval = wait_for("the approval request", lambda: slack.messages(APPROVALS))[0]
+    [value] = buttons(approval)["okeguard.approve"]
+    request_id = int(value.split(":")[0])
+    assert request_state(bot, request_id) == "pending-approval"
+
+    # the requester and a stranger are refused, privately, and nothing moves
+    click(bot, "okeguard.approve", value, ALICE, APPROVALS, approval.ts)
+    click(bot, "okeguard.approve", value, MALLORY, APPROVALS, approval.ts)
+    refusals = wait_for(
+        "two refusals",
+        lambda: len(slack.ephemerals(APPROVALS)) >= 2 and slack.ephemerals(APPROVALS),
+    )
+    texts = " ".join(e.text for e in refusals)
+    assert "cannot approve their own request" in texts and "may not approve" in texts
+    assert request_state(bot, request_id) == "pending-approval"
+
+    # a second person approves: applied on the cluster, verified, messages updated
+    assert click(bot, "okeguard.approve", value, BOB, APPROVALS, approval.ts) == 200
+    wait_for("the apply", lambda: request_state(bot, request_id) == "applied")
+    container = cluster.get_object("Deployment", "web", "shop")["spec"]["template"]["spec"][
+        "containers"
+    ][0]
+    assert container["securityContext"]["runAsNonRoot"] is True
+    thread = wait_for("the result in the thread", lambda: slack.thread(APPROVALS, approval.ts))
+    assert any("Applied and verified" in m.text or "applied" in m.text for m in thread)
+    updated = slack.message(APPROVALS, approval.ts)
+    assert "okeguard.approve" not in buttons(updated)  # the buttons are gone
+    assert "applied" in updated.text
+
+    # a later click on the stale Approve button is refused and audited, applies nothing
+    click(bot, "okeguard.approve", value, BOB, APPROVALS, approval.ts)
+    wait_for(
+        "the refusal",
+        lambda: any("not pending approval" in e.text for e in slack.ephemerals(APPROVALS)),
+    )
+    with bot.ctx.sessions() as session:
+        assert verify_chain(session) is None
+        from okeguard.remediations.workflow import request_events
+
+        actions = [e["action"] for e in request_events(session, request_id)]
+    assert actions.count("remediation.applied") == 1
+    assert actions.count("remediation.refused") >= 3
+    assert ("slack:" + BOB) in {e["actor"] for e in request_events(bot.ctx.sessions(), request_id)}
+
+
+def test_a_retried_delivery_is_processed_once(bot: RunningBot, slack: FakeSlackApi) -> None:
+    body = slash_command_body(
+        text="scan prod", user_id=ALICE, channel_id=CHANNEL, trigger_id="t-once"
+    )
+    assert deliver(bot, body) == 200
+    assert deliver(bot, body) == 200  # Slack retried the same delivery
+    wait_for("the scan summary", lambda: slack.messages(CHANNEL))
+    time.sleep(1.0)
+    assert len(slack.messages(CHANNEL)) == 1
+
+
+def test_bad_signatures_and_stale_timestamps_are_rejected(
+    bot: RunningBot, slack: FakeSlackApi
+) -> None:
+    body = slash_command_body(text="help", user_id=ALICE, channel_id=CHANNEL)
+    assert deliver(bot, body, secret="not-the-secret") == 401
+    assert deliver(bot, body, age=10 * 60) == 401
+    assert deliver(bot, body) == 200
+    assert not slack.messages(CHANNEL)
+
+
+def test_unknown_subcommands_get_the_usage(bot: RunningBot) -> None:
+    body = slash_command_body(text="frobnicate", user_id=ALICE, channel_id=CHANNEL)
+    headers = sign_request(body, SECRET)
+    headers["Content-Type"] = "application/x-www-form-urlencoded"
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{bot.http_port}{EVENTS_PATH}", data=body, headers=headers
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        answer = json.loads(response.read())
+    assert "unknown subcommand 'frobnicate'" in json.dumps(answer)
+
+
+def test_the_digest_is_posted_with_its_chart(bot: RunningBot, slack: FakeSlackApi) -> None:
+    deliver(bot, slash_command_body(text="scan", user_id=ALICE, channel_id=CHANNEL))
+    wait_for("the scan", lambda: slack.messages(CHANNEL))
+    deliver(
+        bot,
+        slash_command_body(text="digest", user_id=ALICE, channel_id=CHANNEL, trigger_id="t-digest"),
+    )
+    wait_for("the chart", lambda: slack.uploads)
+    [upload] = slack.uploads
+    assert upload.content.startswith(b"\x89PNG") and upload.channel == CHANNEL
+    assert any("Digest" in m.text or "digest" in m.text for m in slack.messages(CHANNEL))
+
+
+def test_health_ready_and_metrics(bot: RunningBot, slack: FakeSlackApi) -> None:
+    deliver(bot, slash_command_body(text="scan", user_id=ALICE, channel_id=CHANNEL))
+    wait_for("the scan", lambda: slack.messages(CHANNEL))
+    base = f"http://127.0.0.1:{bot.ops.port}"
+    for path in ("/healthz", "/readyz"):
+        with urllib.request.urlopen(base + path, timeout=5) as response:
+            assert response.status == 200
+    with urllib.request.urlopen(base + "/metrics", timeout=5) as response:
+        text = response.read().decode()
+    assert 'okeguard_scans_total{cluster="prod",result="complete"} 1.0' in text
+    assert "okeguard_open_findings" in text and "okeguard_posture_score" in text
