@@ -74,8 +74,10 @@ def start_bot(
     health_port: int = 8081,
     oci_endpoints: Mapping[str, str] | None = None,
     host: str = "0.0.0.0",
+    socket_mode: bool = False,
 ) -> RunningBot:
-    """Start everything but the Socket Mode loop (see :func:`serve`); returns the running bot."""
+    """Start the bot: Socket Mode (``SLACK_APP_TOKEN``) when ``socket_mode``, else the Events
+    API on ``http_port``. Returns the running bot; :meth:`RunningBot.stop` stops it."""
     from okeguard.audit.db import make_engine, session_factory
     from okeguard.bot.cli_fix import _sessions
     from okeguard.bot.slack.app import build_app
@@ -134,7 +136,13 @@ def start_bot(
     scheduler = BotScheduler(ctx, LeaderLock(engine))
     scheduler.start()
     bot = RunningBot(ctx, app, scheduler, ops)
-    if http_port is not None:
+    if socket_mode:
+        from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+        app_token = _env("SLACK_APP_TOKEN", env, "Socket Mode needs the app-level token (xapp-…)")
+        bot.socket_handler = SocketModeHandler(app, app_token, web_client=client)
+        bot.socket_handler.connect()
+    elif http_port is not None:
         bot.http = _http_server(app, host, http_port)
         thread = threading.Thread(target=bot.http.serve_forever, daemon=True)
         thread.start()
@@ -201,9 +209,8 @@ def serve_command(
 
     env = dict(os.environ)
     config = load_config(config_path)
-    app_token = None
     if http_port is None:
-        app_token = _env(
+        _env(
             "SLACK_APP_TOKEN",
             env,
             "Socket Mode needs the app-level token (xapp-…); or use --http PORT",
@@ -215,15 +222,12 @@ def serve_command(
         http_port=http_port,
         health_port=health_port,
         host=host,
+        socket_mode=http_port is None,
     )
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    if app_token is not None:
-        from slack_bolt.adapter.socket_mode import SocketModeHandler
-
-        bot.socket_handler = SocketModeHandler(bot.app, app_token, web_client=bot.ctx.client)
-        bot.socket_handler.connect()
+    if bot.socket_handler is not None:
         click.echo("okeguard: connected to Slack (Socket Mode)", err=True)
     else:
         click.echo(
