@@ -263,3 +263,134 @@ def test_health_ready_and_metrics(bot: RunningBot, slack: FakeSlackApi) -> None:
         text = response.read().decode()
     assert 'okeguard_scans_total{cluster="prod",result="complete"} 1.0' in text
     assert "okeguard_open_findings" in text and "okeguard_posture_score" in text
+
+
+def _scan_and_request(bot: RunningBot, slack: FakeSlackApi) -> tuple[str, Any, str]:
+    """Scan, request the fix of the run-as-root finding; (fingerprint, approval message, value)."""
+    deliver(bot, slash_command_body(text="scan prod", user_id=ALICE, channel_id=CHANNEL))
+    posted = wait_for("the scan", lambda: [m for m in slack.messages(CHANNEL) if buttons(m)])[0]
+    fingerprint = buttons(posted)["okeguard.request"][0]
+    click(bot, "okeguard.request", fingerprint, ALICE, CHANNEL, posted.ts)
+    approval = wait_for("the approval request", lambda: slack.messages(APPROVALS))[0]
+    [value] = buttons(approval)["okeguard.approve"]
+    return fingerprint, approval, value
+
+
+def test_an_expired_request_is_refused_and_marked_expired(
+    bot: RunningBot, slack: FakeSlackApi, cluster: FakeKubeApi
+) -> None:
+    from datetime import timedelta
+
+    _, approval, value = _scan_and_request(bot, slack)
+    request_id = int(value.split(":")[0])
+    with bot.ctx.sessions.begin() as session:
+        request = session.get(RemediationRequest, request_id)
+        assert request is not None
+        request.expires_at = bot.ctx.now() - timedelta(minutes=1)
+    before = cluster.get_object("Deployment", "web", "shop")["spec"]
+    click(bot, "okeguard.approve", value, BOB, APPROVALS, approval.ts)
+    wait_for("the refusal", lambda: any("expired" in e.text for e in slack.ephemerals(APPROVALS)))
+    assert request_state(bot, request_id) == "expired"
+    wait_for(
+        "the message marked expired",
+        lambda: "expired" in slack.message(APPROVALS, approval.ts).text,
+    )
+    assert cluster.get_object("Deployment", "web", "shop")["spec"] == before
+
+
+def test_a_target_changed_after_the_request_is_superseded_not_applied(
+    bot: RunningBot, slack: FakeSlackApi, cluster: FakeKubeApi
+) -> None:
+    _, approval, value = _scan_and_request(bot, slack)
+    request_id = int(value.split(":")[0])
+    with cluster._lock:
+        doc = cluster.objects["Deployment"][0]
+        doc["spec"]["template"]["spec"]["containers"][0]["image"] = "fra.ocir.io/shop/web:2"
+        doc["metadata"]["resourceVersion"] = "777777"
+    click(bot, "okeguard.approve", value, BOB, APPROVALS, approval.ts)
+    wait_for("superseded", lambda: request_state(bot, request_id) == "superseded")
+    thread = wait_for("the thread reply", lambda: slack.thread(APPROVALS, approval.ts))
+    assert any("target changed since approval" in m.text for m in thread)
+    spec = cluster.get_object("Deployment", "web", "shop")["spec"]["template"]["spec"]
+    assert "securityContext" not in spec["containers"][0]
+
+
+def test_preview_opens_a_modal_and_fills_it_with_the_plan(
+    bot: RunningBot, slack: FakeSlackApi
+) -> None:
+    deliver(bot, slash_command_body(text="scan prod", user_id=ALICE, channel_id=CHANNEL))
+    posted = wait_for("the scan", lambda: [m for m in slack.messages(CHANNEL) if buttons(m)])[0]
+    fingerprint = buttons(posted)["okeguard.preview"][0]
+    click(bot, "okeguard.preview", fingerprint, ALICE, CHANNEL, posted.ts)
+    view = wait_for(
+        "the filled modal",
+        lambda: [
+            v
+            for v in slack.views.values()
+            if "Steps" in json.dumps(v.view)
+            or "plan" in json.dumps(v.view).lower()
+            and len(v.history) > 0
+        ],
+    )[0]
+    text = json.dumps(view.view)
+    assert "add-security-context" in text and "okeguard.request" in text
+
+
+def test_snooze_and_accept_risk(bot: RunningBot, slack: FakeSlackApi) -> None:
+    from sqlalchemy import select
+
+    from okeguard.audit.models import ExceptionRule, FindingRecord
+    from tests.fakes.slack_api import view_submission_body
+
+    deliver(bot, slash_command_body(text="scan prod", user_id=ALICE, channel_id=CHANNEL))
+    posted = wait_for("the scan", lambda: [m for m in slack.messages(CHANNEL) if buttons(m)])[0]
+    first, second = buttons(posted)["okeguard.snooze"][:2]
+    click(bot, "okeguard.snooze", first, ALICE, CHANNEL, posted.ts)
+    wait_for("the snooze", lambda: any("Snoozed" in e.text for e in slack.ephemerals(CHANNEL)))
+
+    click(bot, "okeguard.accept", second, ALICE, CHANNEL, posted.ts)
+    modal = wait_for(
+        "the accept-risk modal",
+        lambda: [
+            v for v in slack.views.values() if v.view.get("callback_id") == "okeguard.accept_risk"
+        ],
+    )[0]
+    metadata = modal.view["private_metadata"]
+    empty = view_submission_body(
+        "okeguard.accept_risk",
+        metadata,
+        {
+            "reason": {"reason": ""},
+            "expires": {"expires": {"type": "datepicker", "selected_date": "2099-01-01"}},
+        },
+        user_id=ALICE,
+    )
+    headers = sign_request(empty, SECRET)
+    headers["Content-Type"] = "application/x-www-form-urlencoded"
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{bot.http_port}{EVENTS_PATH}", data=empty, headers=headers
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        answer = json.loads(response.read() or b"{}")
+    assert answer.get("response_action") == "errors" and "reason" in answer["errors"]
+    good = view_submission_body(
+        "okeguard.accept_risk",
+        metadata,
+        {
+            "reason": {"reason": "vendor image, SEC-42"},
+            "expires": {"expires": {"type": "datepicker", "selected_date": "2099-01-01"}},
+        },
+        user_id=ALICE,
+        view_id="V0OTHER",
+        view_hash="h2",
+    )
+    assert deliver(bot, good) == 200
+    wait_for(
+        "the confirmation",
+        lambda: any("Risk accepted" in e.text for e in slack.ephemerals(CHANNEL)),
+    )
+    with bot.ctx.sessions() as session:
+        statuses = {r.fingerprint: r.status for r in session.scalars(select(FindingRecord))}
+        [rule] = session.scalars(select(ExceptionRule)).all()
+    assert statuses[first] == "snoozed" and statuses[second] == "accepted-risk"
+    assert (rule.reason, rule.author) == ("vendor image, SEC-42", f"slack:{ALICE}")

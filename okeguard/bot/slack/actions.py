@@ -253,6 +253,24 @@ def request_fix_for(ctx: BotContext, fingerprint: str, user: str, channel: str) 
     return request.id
 
 
+def _show_final_state(ctx: BotContext, request_id: int, user: str) -> None:
+    """After a refusal that ended the request (it expired), say so on its approval messages."""
+    from okeguard.remediations.plan import Plan
+
+    with ctx.sessions() as session:
+        request = session.get(RemediationRequest, request_id)
+        if request is None or request.state not in ("expired", "superseded"):
+            return
+        state, reason, plan = request.state, request.reason, Plan.from_dict(request.plan)
+    for where, ts in _approval_messages(ctx, request_id):
+        update(
+            ctx,
+            where,
+            ts,
+            blocks.approval_decided(request_id, plan, state=state, actor=user, reason=reason),
+        )
+
+
 def _approval_messages(ctx: BotContext, request_id: int) -> list[tuple[str, str]]:
     with ctx.sessions() as session:
         rows = session.scalars(
@@ -306,6 +324,7 @@ def decide_in_slack(
             reason=str(exc),
             audited=True,
         )
+        _show_final_state(ctx, request_id, user)
         return
     plan = Plan.from_dict(request.plan)
     messages = _approval_messages(ctx, request_id)
