@@ -394,3 +394,36 @@ def test_snooze_and_accept_risk(bot: RunningBot, slack: FakeSlackApi) -> None:
         [rule] = session.scalars(select(ExceptionRule)).all()
     assert statuses[first] == "snoozed" and statuses[second] == "accepted-risk"
     assert (rule.reason, rule.author) == ("vendor image, SEC-42", f"slack:{ALICE}")
+
+
+def answer(bot: RunningBot, text: str, user: str = ALICE) -> str:
+    """The immediate (acknowledgement) answer to ``/okeguard text``, as JSON text."""
+    body = slash_command_body(
+        text=text, user_id=user, channel_id=CHANNEL, trigger_id=f"t-{time.monotonic_ns()}"
+    )
+    headers = sign_request(body, SECRET)
+    headers["Content-Type"] = "application/x-www-form-urlencoded"
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{bot.http_port}{EVENTS_PATH}", data=body, headers=headers
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.read().decode()
+
+
+def test_quick_subcommands_answer_inline(bot: RunningBot, slack: FakeSlackApi) -> None:
+    assert "scan [cluster] [namespace]" in answer(bot, "help")
+    assert "never" in answer(bot, "status")  # no scan yet
+    deliver(bot, slash_command_body(text="scan prod", user_id=ALICE, channel_id=CHANNEL))
+    wait_for("the scan", lambda: slack.messages(CHANNEL))
+    assert "k8s.run-as-root" in answer(bot, "findings prod high")
+    assert "k8s.run-as-root" not in answer(bot, "findings prod low")
+    assert "neither a configured cluster nor a severity" in answer(bot, "findings nowhere")
+    assert "k8s.run-as-root" in answer(bot, "history Deployment/shop/web")
+    assert "no recorded finding" in answer(bot, "history Deployment/shop/nothing")
+    added = answer(bot, 'exceptions add k8s.run-as-root prod/Deployment/shop/web 30 "vendor image"')
+    assert "Exception #1 added for 30 days" in added
+    assert "vendor image" in answer(bot, "exceptions list")
+    assert "unknown check id" in answer(bot, "exceptions add k8s.nope */*/*/* 30 why")
+    assert "Exception removed" in answer(bot, "exceptions remove 1")
+    assert "no configured cluster 'nowhere'" in answer(bot, "scan nowhere")
+    assert "usage: /okeguard fix FINDING" in answer(bot, "fix")

@@ -301,7 +301,7 @@ def _exceptions(ctx: BotContext, args: tuple[str, ...], body: dict[str, Any]) ->
 
 def _history(ctx: BotContext, resource: str) -> blocks.Message:
     with ctx.sessions() as session:
-        query = select(FindingRecord.fingerprint)
+        query = select(FindingRecord.fingerprint, FindingRecord.check_id)
         parts = resource.split("/")
         if len(parts) == 3:
             kind, namespace, name = parts
@@ -316,7 +316,8 @@ def _history(ctx: BotContext, resource: str) -> blocks.Message:
             )
         else:
             query = query.where(FindingRecord.fingerprint.startswith(resource))
-        fingerprints = list(session.scalars(query.limit(500)))
+        checks = {row.fingerprint: row.check_id for row in session.execute(query.limit(500))}
+        fingerprints = list(checks)
         requests = (
             list(
                 session.scalars(
@@ -342,10 +343,17 @@ def _history(ctx: BotContext, resource: str) -> blocks.Message:
             rows = session.scalars(
                 select(AuditEvent).where(or_(*conditions)).order_by(AuditEvent.id.desc()).limit(40)
             ).all()
-            events = [(e.at, e.actor, e.action) for e in reversed(rows)]
+            events = [(e.at, e.actor, _what(e, checks)) for e in reversed(rows)]
     if not fingerprints:
         return blocks.usage_error(f"no recorded finding on '{resource}'")
     return blocks.history_message(resource, events)
+
+
+def _what(event: AuditEvent, checks: dict[str, str]) -> str:
+    """An audit event as a history line: the action and what it was about."""
+    if event.subject_type == "finding":
+        return f"{event.action} ({checks.get(event.subject_id, event.subject_id[:12])})"
+    return f"{event.action} (request #{event.subject_id})"
 
 
 def _status(ctx: BotContext) -> blocks.Message:
