@@ -323,15 +323,10 @@ def test_preview_opens_a_modal_and_fills_it_with_the_plan(
     fingerprint = buttons(posted)["okeguard.preview"][0]
     click(bot, "okeguard.preview", fingerprint, ALICE, CHANNEL, posted.ts)
     view = wait_for(
-        "the filled modal",
-        lambda: [
-            v
-            for v in slack.views.values()
-            if "Steps" in json.dumps(v.view)
-            or "plan" in json.dumps(v.view).lower()
-            and len(v.history) > 0
-        ],
+        "the modal filled with the plan",
+        lambda: [v for v in slack.views.values() if "add-security-context" in json.dumps(v.view)],
     )[0]
+    assert view.history, "the modal was opened (loading) first, then updated with the plan"
     text = json.dumps(view.view)
     assert "add-security-context" in text and "okeguard.request" in text
 
