@@ -81,15 +81,7 @@ def register(app: App, ctx: BotContext) -> None:
 
         user, channel = _where(body)
         fingerprint = _value(body)
-        if not ctx.authorizer.may_request(user):
-            refuse(
-                ctx,
-                channel=channel,
-                user=user,
-                action="snooze",
-                reason="you may not snooze findings (slack.requesters)",
-                subject=("finding", fingerprint),
-            )
+        if not _requester(ctx, user, channel, "snooze", fingerprint):
             return
         until = ctx.now() + SNOOZE
         with ctx.sessions.begin() as session:
@@ -115,15 +107,7 @@ def register(app: App, ctx: BotContext) -> None:
     def accept(body: dict[str, Any], client: Any) -> None:
         user, channel = _where(body)
         fingerprint = _value(body)
-        if not ctx.authorizer.may_request(user):
-            refuse(
-                ctx,
-                channel=channel,
-                user=user,
-                action="accept-risk",
-                reason="you may not accept risks (slack.requesters)",
-                subject=("finding", fingerprint),
-            )
+        if not _requester(ctx, user, channel, "accept-risk", fingerprint):
             return
         try:
             record = finding_record(ctx, fingerprint)
@@ -195,19 +179,26 @@ def register(app: App, ctx: BotContext) -> None:
     app.view(blocks.CALLBACK_ACCEPT_RISK)(ack=accept_submitted_ack, lazy=[accept_submitted])
 
 
+def _requester(ctx: BotContext, user: str, channel: str, action: str, fingerprint: str) -> bool:
+    """Whether ``user`` may ``action`` findings; if not, the refusal is sent and audited."""
+    if ctx.authorizer.may_request(user):
+        return True
+    refuse(
+        ctx,
+        channel=channel,
+        user=user,
+        action=action,
+        reason=f"you may not {action} findings (slack.requesters)",
+        subject=("finding", fingerprint),
+    )
+    return False
+
+
 def request_fix_for(ctx: BotContext, fingerprint: str, user: str, channel: str) -> int | None:
     """Plan the finding live, record the request and post it for approval; None if refused."""
     from okeguard.remediations.approvals import request_fix
 
-    if not ctx.authorizer.may_request(user):
-        refuse(
-            ctx,
-            channel=channel,
-            user=user,
-            action="request",
-            reason="you may not request fixes (slack.requesters)",
-            subject=("finding", fingerprint),
-        )
+    if not _requester(ctx, user, channel, "request", fingerprint):
         return None
     try:
         plan, _ = plan_live(ctx, fingerprint)

@@ -185,21 +185,20 @@ def history_message(resource: str, events: Sequence[tuple[datetime, str, str]]) 
     return message(f"History of {resource}: {len(events)} events", blocks)
 
 
-def loading_modal(text: str) -> View:
-    """The modal opened at once (a trigger id lives 3 s), updated when the work is done."""
+def _note_modal(icon: str, text: str) -> View:
     return View(
         type="modal",
         title="Fix preview",
         close="Close",
-        blocks=[section(f":hourglass_flowing_sand: {escape(text)}")],
+        blocks=[section(f"{icon} {escape(text)}")],
     )
+
+
+def loading_modal(text: str) -> View:
+    """The modal opened at once (a trigger id lives 3 s), updated when the work is done."""
+    return _note_modal(":hourglass_flowing_sand:", text)
 
 
 def error_modal(text: str) -> View:
     """What replaces a loading modal when the work failed: the one-line reason."""
-    return View(
-        type="modal",
-        title="Fix preview",
-        close="Close",
-        blocks=[section(f":warning: {escape(text)}")],
-    )
+    return _note_modal(":warning:", text)

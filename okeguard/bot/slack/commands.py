@@ -106,21 +106,12 @@ def _check_slow(ctx: BotContext, command: Command) -> str | None:
 def slow(ctx: BotContext, command: Command, user: str, channel: str) -> None:
     """Run ``scan``, ``fix`` or ``digest`` and post the result."""
     if command.name == "scan":
-        from okeguard.bot.slack.work import scan_and_record
+        from okeguard.bot.slack.work import scan_and_record, summary_message
 
         clusters = command.args[:1]
         namespaces = command.args[1:2]
         for part in scan_and_record(ctx, clusters, namespaces, actor_of(user)):
-            message = blocks.scan_summary(
-                part.report,
-                new=part.new,
-                changed=part.changed,
-                unchanged_count=part.unchanged,
-                score=part.score,
-                score_change=part.score_change,
-                cluster_label=part.report.cluster,
-            )
-            post(ctx, channel, message)
+            post(ctx, channel, summary_message(part))
     elif command.name == "fix":
         from okeguard.bot.slack.actions import request_fix_for
 

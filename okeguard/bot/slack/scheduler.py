@@ -70,28 +70,15 @@ class LeaderLock:
 
 def scheduled_scan(ctx: BotContext, cluster: str) -> None:
     """One scheduled scan: record it, and post new or changed findings to ``slack.channel``."""
-    from okeguard.bot.slack import blocks
     from okeguard.bot.slack.replies import post
-    from okeguard.bot.slack.work import scan_and_record
+    from okeguard.bot.slack.work import scan_and_record, summary_message
 
     clusters = () if cluster == "*" else (cluster,)
     for part in scan_and_record(ctx, clusters, (), BOT_ACTOR):
         channel = ctx.config.slack.channel
         if channel is None or not (part.new or part.changed or not part.report.complete):
             continue
-        post(
-            ctx,
-            channel,
-            blocks.scan_summary(
-                part.report,
-                new=part.new,
-                changed=part.changed,
-                unchanged_count=part.unchanged,
-                score=part.score,
-                score_change=part.score_change,
-                cluster_label=part.report.cluster,
-            ),
-        )
+        post(ctx, channel, summary_message(part))
 
 
 def scheduled_digest(ctx: BotContext, channel: str, clusters: tuple[str, ...]) -> None:

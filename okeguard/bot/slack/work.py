@@ -61,6 +61,21 @@ class ClusterScan:
     score_change: int | None = None
 
 
+def summary_message(part: ClusterScan) -> Any:
+    """The Slack post of one cluster's scan (``blocks.scan_summary``)."""
+    from okeguard.bot.slack import blocks
+
+    return blocks.scan_summary(
+        part.report,
+        new=part.new,
+        changed=part.changed,
+        unchanged_count=part.unchanged,
+        score=part.score,
+        score_change=part.score_change,
+        cluster_label=part.report.cluster,
+    )
+
+
 def scan_and_record(
     ctx: BotContext, clusters: Sequence[str], namespaces: Sequence[str], actor: str
 ) -> list[ClusterScan]:
