@@ -11,10 +11,13 @@ both. Tokens are read from the environment only and never logged.
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import signal
+import sys
 import threading
 from collections.abc import Mapping
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +53,7 @@ class RunningBot:
     http: Any = None
     threads: list[threading.Thread] = field(default_factory=list)
     socket_handler: Any = None
+    workers: Any = None  # the scan worker process pool
 
     @property
     def http_port(self) -> int | None:
@@ -63,6 +67,8 @@ class RunningBot:
             self.http.server_close()
         self.scheduler.shutdown()
         self.ops.stop()
+        if self.workers is not None:
+            self.workers.shutdown(wait=True, cancel_futures=True)
 
 
 def start_bot(
@@ -87,7 +93,6 @@ def start_bot(
     from okeguard.bot.slack.posting import Pacer, make_client
     from okeguard.bot.slack.scheduler import BOT_ACTOR, BotScheduler, LeaderLock
     from okeguard.bot.slack.work import BotContext
-    from okeguard.fleet import scan_configured
     from okeguard.remediations.live import LiveCluster, live_cluster
     from okeguard.remediations.workflow import reconcile
 
@@ -104,8 +109,15 @@ def start_bot(
     def live_for(name: str) -> LiveCluster:
         return live_cluster(config, cluster=name, oci_endpoints=oci_endpoints)
 
+    # Scans run in a worker process: reading and checking a large cluster is CPU-bound Python,
+    # and in this process it would hold the GIL against Slack's acknowledgements.
+    workers = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+
     def scan(clusters: Any, namespaces: Any) -> Any:
-        return scan_configured(config, clusters, namespaces=namespaces, oci_endpoints=oci_endpoints)
+        job = workers.submit(
+            scan_in_worker, config, tuple(clusters), tuple(namespaces), oci_endpoints
+        )
+        return job.result()
 
     metrics = Metrics()
     ctx = BotContext(
@@ -135,7 +147,7 @@ def start_bot(
     ops = OpsServer(health_port, metrics, ready, host=host).start()
     scheduler = BotScheduler(ctx, LeaderLock(engine))
     scheduler.start()
-    bot = RunningBot(ctx, app, scheduler, ops)
+    bot = RunningBot(ctx, app, scheduler, ops, workers=workers)
     if socket_mode:
         from slack_bolt.adapter.socket_mode import SocketModeHandler
 
@@ -148,6 +160,18 @@ def start_bot(
         thread.start()
         bot.threads.append(thread)
     return bot
+
+
+def scan_in_worker(
+    config: Config,
+    clusters: tuple[str, ...],
+    namespaces: tuple[str, ...],
+    oci_endpoints: Mapping[str, str] | None,
+) -> Any:
+    """Run in the scan worker process: scan the configured clusters, return the report."""
+    from okeguard.fleet import scan_configured
+
+    return scan_configured(config, clusters, namespaces=namespaces, oci_endpoints=oci_endpoints)
 
 
 def _http_server(app: Any, host: str, port: int) -> Any:
@@ -170,6 +194,7 @@ def _http_server(app: Any, host: str, port: int) -> Any:
 
     class Threading(ThreadingMixIn, WSGIServer):
         daemon_threads = True
+        request_queue_size = 128  # a burst of clicks must not overflow the accept queue (5)
 
     return make_server(host, port, wsgi, server_class=Threading, handler_class=Quiet)
 
@@ -209,6 +234,9 @@ def serve_command(
 
     env = dict(os.environ)
     config = load_config(config_path)
+    # Hand the GIL over more often (default 5 ms): acknowledgements are short, and each one
+    # waiting a full interval behind listener work adds up in a burst of clicks.
+    sys.setswitchinterval(0.001)
     if http_port is None:
         _env(
             "SLACK_APP_TOKEN",

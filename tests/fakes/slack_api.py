@@ -63,6 +63,15 @@ bytes, filename, title, channel, thread), ``files`` (all by id), ``views`` (by i
 ``history``), ``modals()``, ``home_view(user)``. Thread-safe (one lock); ts, ids and hashes are
 deterministic counters.
 
+Socket Mode (``tests.fakes.slack.socket_mode``): ``apps.connections.open`` (the app-level token
+``api.app_token`` only) → ``ws://127.0.0.1:PORT/link/?ticket=…``, a WebSocket server (RFC 6455)
+that greets each connection with ``hello``. ``socket_send_slash_command(text, user_id=,
+channel_id=, trigger_id=)``, ``socket_send_interactive(payload)`` and ``socket_send(type,
+payload)`` push envelopes and return their ids; ``socket_acks`` / ``wait_for_ack(id, timeout)``
+give the client's acks (``payload``, arrival ``at``, ``latency``); ``socket_envelopes``,
+``socket_connections``, ``wait_for_socket_connection()``, ``socket_ping()``, ``socket_close()``,
+``socket_disconnect()``.
+
 ``sign_request`` and the ``*_body`` builders make signed Slack → app requests for the app's
 HTTP mode (see ``tests.fakes.slack.signing``).
 """
@@ -93,10 +102,18 @@ from tests.fakes.slack.signing import (
     view_submission_body,
     view_submission_payload,
 )
+from tests.fakes.slack.socket_mode import (
+    APP_TOKEN,
+    SocketAck,
+    SocketConnection,
+    SocketEnvelope,
+    SocketModeServer,
+)
 from tests.fakes.slack.store import FakeSlackApi, running_fake_slack_api
 
 __all__ = [
     "APP_ID",
+    "APP_TOKEN",
     "BOT_ID",
     "BOT_TOKEN",
     "BOT_USER_ID",
@@ -109,6 +126,10 @@ __all__ = [
     "Message",
     "RecordedCall",
     "ResponseUrl",
+    "SocketAck",
+    "SocketConnection",
+    "SocketEnvelope",
+    "SocketModeServer",
     "Upload",
     "View",
     "block_action_body",

@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from okeguard.audit.models import RemediationRequest, SlackMessage
 from okeguard.bot.slack import blocks
+from okeguard.bot.slack.app import once
 from okeguard.bot.slack.people import actor_of
 from okeguard.bot.slack.replies import ephemeral, post, refuse, update, upload
 from okeguard.bot.slack.work import BotError, finding_record, plan_live
@@ -170,13 +171,14 @@ def register(app: App, ctx: BotContext) -> None:
         user, channel = _where(body)
         decide_in_slack(ctx, int(_value(body)), user, channel, approve=False, plan_hash=None)
 
-    app.action(blocks.ACTION_PREVIEW)(ack=_ack, lazy=[preview])
-    app.action(blocks.ACTION_REQUEST)(ack=_ack, lazy=[request])
-    app.action(blocks.ACTION_SNOOZE)(ack=_ack, lazy=[snooze])
-    app.action(blocks.ACTION_ACCEPT)(ack=_ack, lazy=[accept])
-    app.action(blocks.ACTION_APPROVE)(ack=_ack, lazy=[approve])
-    app.action(blocks.ACTION_REJECT)(ack=_ack, lazy=[reject])
-    app.view(blocks.CALLBACK_ACCEPT_RISK)(ack=accept_submitted_ack, lazy=[accept_submitted])
+    lazy = once(ctx)
+    app.action(blocks.ACTION_PREVIEW)(ack=_ack, lazy=[lazy(preview)])
+    app.action(blocks.ACTION_REQUEST)(ack=_ack, lazy=[lazy(request)])
+    app.action(blocks.ACTION_SNOOZE)(ack=_ack, lazy=[lazy(snooze)])
+    app.action(blocks.ACTION_ACCEPT)(ack=_ack, lazy=[lazy(accept)])
+    app.action(blocks.ACTION_APPROVE)(ack=_ack, lazy=[lazy(approve)])
+    app.action(blocks.ACTION_REJECT)(ack=_ack, lazy=[lazy(reject)])
+    app.view(blocks.CALLBACK_ACCEPT_RISK)(ack=accept_submitted_ack, lazy=[lazy(accept_submitted)])
 
 
 def _requester(ctx: BotContext, user: str, channel: str, action: str, fingerprint: str) -> bool:

@@ -2,13 +2,19 @@
 
 HTTP mode verifies every request's signature and timestamp (Bolt's ``RequestVerification``,
 with ``SLACK_SIGNING_SECRET``); Socket Mode needs no inbound exposure at all. A delivery Slack
-retries (the same event id, the same click, the same submission) is processed once: its key is
-stored in ``slack_deliveries`` before the listener runs, and a second insert fails.
+retries (the same event id, the same click, the same submission) is processed once. Nothing on
+the acknowledgement path writes to the database (Slack's 3 s are for the answer): a replica
+remembers the keys it saw, and the work behind the acknowledgement first claims the key in
+``slack_deliveries``, where a second claim (from a retry that reached another replica) fails.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import IntegrityError
@@ -41,6 +47,52 @@ def delivery_key(body: dict[str, Any]) -> str | None:
     return None
 
 
+class RecentKeys:
+    """The delivery keys this process saw lately (bounded; thread-safe)."""
+
+    def __init__(self, size: int = 10_000) -> None:
+        self.size = size
+        self._keys: OrderedDict[str, None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def first_time(self, key: str) -> bool:
+        with self._lock:
+            if key in self._keys:
+                return False
+            self._keys[key] = None
+            if len(self._keys) > self.size:
+                self._keys.popitem(last=False)
+            return True
+
+
+def claim(ctx: BotContext, body: dict[str, Any]) -> bool:
+    """Record the delivery of ``body`` as handled; False when it was handled already."""
+    key = delivery_key(body)
+    if key is None:
+        return True
+    try:
+        with ctx.sessions.begin() as session:
+            session.add(SlackDelivery(key=key[:200], received_at=ctx.now()))
+    except IntegrityError:
+        log.info("delivery %s was handled before: not processed again", key)
+        return False
+    return True
+
+
+def once(ctx: BotContext) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Decorate a lazy listener so it runs once per delivery, whichever replica got it."""
+
+    def wrap(listener: Callable[..., None]) -> Callable[..., None]:
+        @functools.wraps(listener)  # Bolt reads the listener's argument names through this
+        def run(**kwargs: Any) -> None:
+            if claim(ctx, kwargs["body"]):
+                listener(**kwargs)
+
+        return run
+
+    return wrap
+
+
 def build_app(
     ctx: BotContext,
     *,
@@ -61,15 +113,12 @@ def build_app(
         process_before_response=False,
     )
 
+    recent = RecentKeys()
+
     @app.middleware
-    def once(body: dict[str, Any], next: Any) -> Any:
+    def seen_here(body: dict[str, Any], next: Any) -> Any:
         key = delivery_key(body)
-        if key is None:
-            return next()
-        try:
-            with ctx.sessions.begin() as session:
-                session.add(SlackDelivery(key=key[:200], received_at=ctx.now()))
-        except IntegrityError:
+        if key is not None and not recent.first_time(key):
             log.info("delivery %s seen before: acknowledged, not processed again", key)
             return BoltResponse(status=200, body="")
         return next()

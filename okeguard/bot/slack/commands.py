@@ -22,6 +22,7 @@ from okeguard.audit.models import (
     Scan,
 )
 from okeguard.bot.slack import blocks
+from okeguard.bot.slack.app import once
 from okeguard.bot.slack.digest_model import FindingRow, RequestRow
 from okeguard.bot.slack.people import actor_of
 from okeguard.bot.slack.replies import post, refuse, upload
@@ -87,7 +88,7 @@ def register(app: App, ctx: BotContext) -> None:
             log.exception("/okeguard %s failed", command.name)
             respond(text=f":warning: /okeguard {command.name} failed; see the bot's logs")
 
-    app.command("/okeguard")(ack=acknowledge, lazy=[run])
+    app.command("/okeguard")(ack=acknowledge, lazy=[once(ctx)(run)])
 
 
 def _check_slow(ctx: BotContext, command: Command) -> str | None:
@@ -239,6 +240,10 @@ def _exceptions(ctx: BotContext, args: tuple[str, ...], body: dict[str, Any]) ->
                 for r in rules
             ]
         return blocks.status_message({"Exceptions": "\n".join(lines) or "none"})
+    from okeguard.bot.slack.app import claim
+
+    if not claim(ctx, body):  # a write: once per delivery, whichever replica got it
+        return blocks.refusal("Already done.")
     if not ctx.authorizer.may_request(body["user_id"]):
         refuse(
             ctx,

@@ -8,6 +8,7 @@ runs (the process was down, or busy) are coalesced into one run, never replayed 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from collections.abc import Callable
@@ -24,8 +25,15 @@ if TYPE_CHECKING:
     from okeguard.bot.slack.work import BotContext
 
 log = logging.getLogger(__name__)
-LEADER_LOCK_KEY = 0x6F6B6567_6C656164 & 0x7FFFFFFFFFFFFFFF  # "okeglead"
 BOT_ACTOR = "okeguard-scheduler"
+
+
+def leader_lock_key(database: str, schema: str) -> int:
+    """The advisory-lock key of one okeguard deployment: derived from its database and schema,
+    so deployments sharing a PostgreSQL server (or a database, in other schemas) never block
+    each other's schedulers."""
+    digest = hashlib.sha256(f"okeguard-leader:{database}:{schema}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") & 0x7FFFFFFFFFFFFFFF
 
 
 class LeaderLock:
@@ -34,6 +42,7 @@ class LeaderLock:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._connection: Any = None
+        self._key: int | None = None
         self.held = False
 
     def try_acquire(self) -> bool:
@@ -43,9 +52,14 @@ class LeaderLock:
             self.held = True
             return True
         connection = self.engine.connect()
+        if self._key is None:
+            database, schema = connection.execute(
+                text("SELECT current_database(), current_schema()")
+            ).one()
+            self._key = leader_lock_key(str(database), str(schema))
         got = bool(
             connection.execute(
-                text("SELECT pg_try_advisory_lock(:key)"), {"key": LEADER_LOCK_KEY}
+                text("SELECT pg_try_advisory_lock(:key)"), {"key": self._key}
             ).scalar()
         )
         connection.commit()
@@ -59,7 +73,7 @@ class LeaderLock:
         if self._connection is not None:
             try:
                 self._connection.execute(
-                    text("SELECT pg_advisory_unlock(:key)"), {"key": LEADER_LOCK_KEY}
+                    text("SELECT pg_advisory_unlock(:key)"), {"key": self._key}
                 )
                 self._connection.commit()
             finally:

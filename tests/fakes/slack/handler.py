@@ -19,6 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 from tests.fakes.slack import files as _files  # noqa: F401 - registers the files.* methods
 from tests.fakes.slack.methods import call
 from tests.fakes.slack.model import Ephemeral, Message, RecordedCall, decode_params
+from tests.fakes.slack.socket_mode import APP_TOKEN_METHODS
 
 if TYPE_CHECKING:
     from tests.fakes.slack.store import FakeSlackApi
@@ -166,8 +167,13 @@ class _Handler(BaseHTTPRequestHandler):
             token = bearer.removeprefix("Bearer ").strip()
         if not token:
             return 200, {"ok": False, "error": "not_authed"}, {}
-        if token not in api.valid_tokens:
-            return 200, {"ok": False, "error": "invalid_auth"}, {}
+        if name in APP_TOKEN_METHODS:  # the app-level token (xapp-…) and only it
+            if token != api.app_token:
+                error = "not_allowed_token_type" if token in api.valid_tokens else "invalid_auth"
+                return 200, {"ok": False, "error": error}, {}
+        elif token not in api.valid_tokens:
+            error = "not_allowed_token_type" if token == api.app_token else "invalid_auth"
+            return 200, {"ok": False, "error": error}, {}
         if name == "chat.postMessage":
             wait = api._pacing_wait(str(params.get("channel") or ""))
             if wait:

@@ -34,14 +34,17 @@ from tests.fakes.slack.model import (
     _Fault,
     ts_for,
 )
+from tests.fakes.slack.socket_mode import APP_TOKEN, SocketModeApi, SocketModeServer
 
 
 @dataclass
-class FakeSlackApi(ServesHttp):
+class FakeSlackApi(SocketModeApi, ServesHttp):
     """The fake's state; point ``slack_sdk.WebClient(token=api.bot_token,
-    base_url=api.base_url)`` at it."""
+    base_url=api.base_url)`` at it (Socket Mode: ``SocketModeClient(app_token=api.app_token,
+    web_client=…)``; see ``tests.fakes.slack.socket_mode``)."""
 
     bot_token: str = BOT_TOKEN
+    app_token: str = APP_TOKEN  # app-level (xapp-…): apps.connections.open only
     bot_user_id: str = BOT_USER_ID
     team_id: str = TEAM_ID
     team_name: str = "Fake Team"
@@ -66,6 +69,7 @@ class FakeSlackApi(ServesHttp):
     _post_times: dict[str, list[float]] = field(default_factory=dict)
     _server: ThreadingHTTPServer | None = None
     _thread: threading.Thread | None = None
+    _socket_server: SocketModeServer | None = None  # started on first use
     _lock: threading.RLock = field(default_factory=threading.RLock)
     _ts_counter: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     _id_counter: Iterator[int] = field(default_factory=lambda: itertools.count(1))
@@ -80,6 +84,10 @@ class FakeSlackApi(ServesHttp):
     def start(self) -> FakeSlackApi:
         self._serve(_Server, _Handler)
         return self
+
+    def stop(self) -> None:
+        self._stop_socket_mode()
+        super().stop()
 
     @property
     def url(self) -> str:
