@@ -108,3 +108,16 @@ HARDENED_CONTAINER: dict[str, Any] = {
 
 def ids(findings: Iterable[Finding]) -> list[str]:
     return [f.check_id for f in findings]
+
+
+def wait_for(what: str, probe: Any, timeout: float = 15.0, interval: float = 0.02) -> Any:
+    """Poll ``probe()`` until it returns something truthy (returned); fail after ``timeout``."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = probe()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}")

@@ -6,10 +6,15 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.e2e.slack_support import ALICE, APPROVERS_GROUP, BOB
+from tests.fakes.kube_api import FakeKubeApi, running_fake_kube_api
+from tests.fakes.slack_api import FakeSlackApi, running_fake_slack_api
+from tests.unit.factories import bare_container, namespace, workload
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -53,3 +58,25 @@ def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
     assert len(lines) == 1, result.stderr
     assert result.stdout == ""
     return lines[0]
+
+
+# -- the Slack bot's tests (tests/e2e/test_slack_*.py) ------------------------------------------
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[FakeKubeApi]:
+    """A cluster (context ``fake``) whose Deployment shop/web runs as root. Test modules with
+    a cluster of their own override this fixture."""
+    web = workload(containers=[bare_container("web", image="fra.ocir.io/shop/web:1")])
+    web["spec"]["replicas"] = 2
+    with running_fake_kube_api([namespace("shop"), web]) as api:
+        api.write_kubeconfig(tmp_path / "kubeconfig", context="fake")
+        yield api
+
+
+@pytest.fixture
+def slack() -> Iterator[FakeSlackApi]:
+    """The fake Slack Web API with the approvers' user group (Alice and Bob)."""
+    with running_fake_slack_api() as api:
+        api.add_usergroup(APPROVERS_GROUP, [ALICE, BOB])
+        yield api

@@ -12,7 +12,7 @@ import json
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,66 +21,30 @@ import pytest
 from okeguard.audit.chain import verify_chain
 from okeguard.audit.models import RemediationRequest
 from okeguard.bot.cli_serve import EVENTS_PATH, RunningBot, start_bot
-from okeguard.config import Config
-from tests.fakes.kube_api import FakeKubeApi, running_fake_kube_api
+from tests.e2e.slack_support import (
+    ALICE,
+    APPROVALS,
+    BOB,
+    CHANNEL,
+    MALLORY,
+    bot_config,
+    buttons,
+)
+from tests.fakes.kube_api import FakeKubeApi
 from tests.fakes.slack_api import (
     FakeSlackApi,
     block_action_body,
-    running_fake_slack_api,
     sign_request,
     slash_command_body,
 )
-from tests.unit.factories import bare_container, namespace, workload
+from tests.helpers import wait_for
 
 SECRET = "fake-signing-secret-0123456789"
-CHANNEL = "C0FINDINGS"
-APPROVALS = "C0APPROVALS"
-ALICE, BOB, MALLORY = "U0ALICE", "U0BOB", "U0MALLORY"
-APPROVERS_GROUP = "S0APPROVERS"
-
-
-def wait_for(what: str, probe: Callable[[], Any], timeout: float = 15.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[FakeKubeApi]:
-    web = workload(containers=[bare_container("web", image="fra.ocir.io/shop/web:1")])
-    web["spec"]["replicas"] = 2
-    with running_fake_kube_api([namespace("shop"), web]) as api:
-        api.write_kubeconfig(tmp_path / "kubeconfig", context="fake")
-        yield api
-
-
-@pytest.fixture
-def slack() -> Iterator[FakeSlackApi]:
-    with running_fake_slack_api() as api:
-        api.add_usergroup(APPROVERS_GROUP, [ALICE, BOB])
-        yield api
 
 
 @pytest.fixture
 def bot(tmp_path: Path, cluster: FakeKubeApi, slack: FakeSlackApi) -> Iterator[RunningBot]:
-    config = Config.model_validate(
-        {
-            "clusters": [
-                {"name": "prod", "context": "fake", "kubeconfig": str(tmp_path / "kubeconfig")}
-            ],
-            "remediation": {"poll_interval_seconds": 0.02, "rollout_timeout_seconds": 10},
-            "slack": {
-                "channel": CHANNEL,
-                "approvals_channel": APPROVALS,
-                "approvers": {"groups": [APPROVERS_GROUP]},
-                "post_interval_seconds": 0,
-            },
-        }
-    )
+    config = bot_config(tmp_path)
     env = {
         "SLACK_BOT_TOKEN": slack.bot_token,
         "SLACK_SIGNING_SECRET": SECRET,
@@ -127,15 +91,6 @@ def click(bot: RunningBot, action_id: str, value: str, user: str, channel: str, 
         trigger_id=f"trigger-{time.monotonic_ns()}",
     )
     return deliver(bot, body)
-
-
-def buttons(message: Any) -> dict[str, list[str]]:
-    found: dict[str, list[str]] = {}
-    for block in message.blocks or ():
-        for element in block.get("elements") or ():
-            if element.get("type") == "button":
-                found.setdefault(element["action_id"], []).append(element["value"])
-    return found
 
 
 def request_state(bot: RunningBot, request_id: int) -> str:

@@ -12,34 +12,25 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from okeguard.bot.cli_serve import RunningBot, start_bot
-from okeguard.config import Config
-from tests.fakes.kube_api import FakeKubeApi, running_fake_kube_api
+from tests.e2e.slack_support import (
+    ALICE,
+    APPROVALS,
+    CHANNEL,
+    bot_config,
+    buttons,
+)
+from tests.fakes.kube_api import FakeKubeApi
 from tests.fakes.slack_api import FakeSlackApi, block_action_payload, running_fake_slack_api
-from tests.unit.factories import bare_container, namespace, workload
+from tests.helpers import wait_for
 
-CHANNEL = "C0FINDINGS"
-APPROVALS = "C0APPROVALS"
-ALICE, BOB = "U0ALICE", "U0BOB"
-APPROVERS_GROUP = "S0APPROVERS"
 ACK_WITHIN = 3.0  # Slack's deadline for an acknowledgement
 WHOLE_TEST = 30.0
-
-
-def wait_for(what: str, probe: Callable[[], Any], timeout: float = 15.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture
@@ -51,39 +42,10 @@ def timed() -> Iterator[None]:
 
 
 @pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[FakeKubeApi]:
-    web = workload(containers=[bare_container("web", image="fra.ocir.io/shop/web:1")])
-    web["spec"]["replicas"] = 2
-    with running_fake_kube_api([namespace("shop"), web]) as api:
-        api.write_kubeconfig(tmp_path / "kubeconfig", context="fake")
-        yield api
-
-
-@pytest.fixture
-def slack() -> Iterator[FakeSlackApi]:
-    with running_fake_slack_api() as api:
-        api.add_usergroup(APPROVERS_GROUP, [ALICE, BOB])
-        yield api
-
-
-@pytest.fixture
 def bot(
     timed: None, tmp_path: Path, cluster: FakeKubeApi, slack: FakeSlackApi
 ) -> Iterator[RunningBot]:
-    config = Config.model_validate(
-        {
-            "clusters": [
-                {"name": "prod", "context": "fake", "kubeconfig": str(tmp_path / "kubeconfig")}
-            ],
-            "remediation": {"poll_interval_seconds": 0.02, "rollout_timeout_seconds": 10},
-            "slack": {
-                "channel": CHANNEL,
-                "approvals_channel": APPROVALS,
-                "approvers": {"groups": [APPROVERS_GROUP]},
-                "post_interval_seconds": 0,
-            },
-        }
-    )
+    config = bot_config(tmp_path)
     env = {
         "SLACK_APP_TOKEN": slack.app_token,
         "SLACK_BOT_TOKEN": slack.bot_token,
@@ -112,15 +74,6 @@ def bot(
         assert all(not r.is_alive() for r in (*runners, client.message_processor))
         assert client.closed and not client.is_connected()
         assert stopped_in < 10, f"stopping took {stopped_in:.1f} s"
-
-
-def buttons(message: Any) -> dict[str, list[str]]:
-    found: dict[str, list[str]] = {}
-    for block in message.blocks or ():
-        for element in block.get("elements") or ():
-            if element.get("type") == "button":
-                found.setdefault(element["action_id"], []).append(element["value"])
-    return found
 
 
 def test_the_bot_connects_in_socket_mode(bot: RunningBot, slack: FakeSlackApi) -> None:

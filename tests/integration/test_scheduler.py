@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -32,21 +32,12 @@ from okeguard.config import Config
 from okeguard.fleet import scan_configured
 from tests.fakes.kube_api import FakeKubeApi
 from tests.fakes.slack_api import FakeSlackApi, running_fake_slack_api
+from tests.helpers import wait_for
 from tests.unit.factories import bare_container, namespace, workload
 
 CHANNEL = "C0FINDINGS"
 DIGESTS = "C0DIGESTS"
 OTHER = "C0ELSEWHERE"
-
-
-def wait_for(what: str, probe: Callable[[], Any], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture

@@ -1,0 +1,42 @@
+"""What the Slack bot's end-to-end tests share: the bot's configuration, the people and channels
+of the story, and message helpers (the ``cluster`` and ``slack`` fixtures are in conftest.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from okeguard.config import Config
+
+CHANNEL = "C0FINDINGS"
+APPROVALS = "C0APPROVALS"
+ALICE, BOB, MALLORY = "U0ALICE", "U0BOB", "U0MALLORY"
+APPROVERS_GROUP = "S0APPROVERS"  # Alice and Bob
+
+
+def bot_config(tmp_path: Path) -> Config:
+    """The bot's configuration for ``cluster`` (named ``prod``)."""
+    return Config.model_validate(
+        {
+            "clusters": [
+                {"name": "prod", "context": "fake", "kubeconfig": str(tmp_path / "kubeconfig")}
+            ],
+            "remediation": {"poll_interval_seconds": 0.02, "rollout_timeout_seconds": 10},
+            "slack": {
+                "channel": CHANNEL,
+                "approvals_channel": APPROVALS,
+                "approvers": {"groups": [APPROVERS_GROUP]},
+                "post_interval_seconds": 0,
+            },
+        }
+    )
+
+
+def buttons(message: Any) -> dict[str, list[str]]:
+    """The buttons of a posted message: action id -> values."""
+    found: dict[str, list[str]] = {}
+    for block in message.blocks or ():
+        for element in block.get("elements") or ():
+            if element.get("type") == "button":
+                found.setdefault(element["action_id"], []).append(element["value"])
+    return found
