@@ -19,7 +19,8 @@ import click
 from okeguard import __version__
 from okeguard.bot.cli_db import audit_group, db_group
 from okeguard.bot.cli_findings import exceptions_group, findings_group
-from okeguard.bot.cli_fix import fix_command, remediations_group
+from okeguard.bot.cli_fix import fix_command
+from okeguard.bot.cli_remediations import remediations_group
 from okeguard.bot.cli_serve import serve_command
 from okeguard.errors import OkeguardError, UsageError
 
