@@ -86,10 +86,10 @@ def cli(verbose: int) -> None:
       okeguard scan --context prod --namespace payments
       okeguard snapshot --context prod -o prod.jsonl && okeguard scan --snapshot prod.jsonl
     """
-    level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(
-        level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
-    )
+    from okeguard.logs import configure_logging
+
+    # text on stderr, redacted; `okeguard serve` switches to JSON lines (--log-format)
+    configure_logging(logging.WARNING - 10 * min(verbose, 2), json=False)
 
 
 @cli.command()

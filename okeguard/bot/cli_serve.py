@@ -93,9 +93,11 @@ def start_bot(
     from okeguard.bot.slack.posting import Pacer, make_client
     from okeguard.bot.slack.scheduler import BOT_ACTOR, BotScheduler, LeaderLock
     from okeguard.bot.slack.work import BotContext
+    from okeguard.logs import register_secrets, secrets_from_env
     from okeguard.remediations.live import LiveCluster, live_cluster
     from okeguard.remediations.workflow import reconcile
 
+    register_secrets(secrets_from_env(env))  # never logged, even when passed in, not inherited
     token = _env("SLACK_BOT_TOKEN", env, "the bot token (xoxb-…) of the Slack app")
     signing_secret = None
     if http_port is not None:
@@ -216,8 +218,21 @@ def _http_server(app: Any, host: str, port: int) -> Any:
     help="Port of /healthz, /readyz and /metrics.",
 )
 @click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on.")
+@click.option(
+    "--log-format",
+    default="json",
+    show_default=True,
+    type=click.Choice(["json", "text"]),
+    help="Logs on stderr: JSON lines (one object per line) or text.",
+)
+@click.pass_context
 def serve_command(
-    config_path: str | None, http_port: int | None, health_port: int, host: str
+    click_ctx: click.Context,
+    config_path: str | None,
+    http_port: int | None,
+    health_port: int,
+    host: str,
+    log_format: str,
 ) -> None:
     """Run the Slack bot: slash commands, buttons, approvals, scheduled scans and digests.
 
@@ -231,7 +246,11 @@ def serve_command(
     """
     from okeguard.audit.db import resolve_url
     from okeguard.config import load_config
+    from okeguard.logs import configure_logging
 
+    verbose = (click_ctx.parent.params.get("verbose") or 0) if click_ctx.parent else 0
+    # a service logs INFO by default (scans, buttons, decisions); -v for DEBUG
+    configure_logging(logging.INFO - 10 * min(verbose, 1), json=log_format == "json")
     env = dict(os.environ)
     config = load_config(config_path)
     # Hand the GIL over more often (default 5 ms): acknowledgements are short, and each one

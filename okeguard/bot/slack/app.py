@@ -11,15 +11,19 @@ remembers the keys it saw, and the work behind the acknowledgement first claims 
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from okeguard.audit.models import SlackDelivery
+from okeguard.audit.models import DigestRecord, RemediationRequest, SlackDelivery
+from okeguard.logs import new_request_id, request_context
 
 if TYPE_CHECKING:
     from slack_bolt import App
@@ -47,6 +51,69 @@ def delivery_key(body: dict[str, Any]) -> str | None:
     return None
 
 
+def interaction_id(body: dict[str, Any]) -> str:
+    """The request id of one Slack interaction: derived from its delivery key, so the
+    acknowledgement and the lazy listener (another thread) log the same id; random otherwise."""
+    key = delivery_key(body)
+    if key is None:
+        return new_request_id()
+    return hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
+def log_interaction(body: dict[str, Any]) -> None:
+    """One INFO line per interaction: the subcommand, the button or the form; never its text."""
+    if body.get("command"):
+        words = str(body.get("text") or "").split()
+        subcommand = words[0].lower() if words else "help"
+        log.info(
+            "slash command %s %s from %s",
+            body["command"],
+            subcommand,
+            body.get("user_id"),
+            extra={"subcommand": subcommand, "user": body.get("user_id")},
+        )
+    elif body.get("type") == "block_actions" and body.get("actions"):
+        action, user = body["actions"][0].get("action_id"), (body.get("user") or {}).get("id")
+        log.info("button %s from %s", action, user, extra={"action": action, "user": user})
+    elif body.get("type") == "view_submission":
+        form = (body.get("view") or {}).get("callback_id")
+        user = (body.get("user") or {}).get("id")
+        log.info("form %s submitted by %s", form, user, extra={"form": form, "user": user})
+
+
+def _log_outcome(ctx: BotContext, body: dict[str, Any], since: datetime) -> None:
+    """After a lazy listener: the outcome of a remediation decision, or of a digest command."""
+    if body.get("command") and str(body.get("text") or "").split()[:1] == ["digest"]:
+        channel = str(body.get("channel_id"))
+        with ctx.sessions() as session:
+            sent = session.scalars(
+                select(DigestRecord.id)
+                .where(DigestRecord.channel == channel, DigestRecord.sent_at >= since)
+                .order_by(DigestRecord.id.desc())
+            ).first()
+        if sent is not None:
+            log.info("digest #%d sent to %s", sent, channel, extra={"digest": sent})
+        return
+    action = (body.get("actions") or [{}])[0]
+    if action.get("action_id") in ("okeguard.approve", "okeguard.reject"):
+        decision = "approve" if action["action_id"] == "okeguard.approve" else "reject"
+        request_id = str(action.get("value") or "").partition(":")[0]
+        if not request_id.isdigit():
+            return
+        with ctx.sessions() as session:
+            request = session.get(RemediationRequest, int(request_id))
+            state = request.state if request is not None else "unknown"
+        user = (body.get("user") or {}).get("id")
+        log.info(
+            "remediation request #%s: %s by %s, now %s",
+            request_id,
+            decision,
+            user,
+            state,
+            extra={"remediation": int(request_id), "decision": decision, "state": state},
+        )
+
+
 class RecentKeys:
     """The delivery keys this process saw lately (bounded; thread-safe)."""
 
@@ -65,11 +132,15 @@ class RecentKeys:
             return True
 
 
-def claim(ctx: BotContext, body: dict[str, Any]) -> bool:
-    """Record the delivery of ``body`` as handled; False when it was handled already."""
+def claim(ctx: BotContext, body: dict[str, Any], part: str = "work") -> bool:
+    """Record ``part`` of the delivery of ``body`` as handled; False when it was already.
+
+    One delivery has distinct parts (the work behind the acknowledgement; a write made while
+    acknowledging), each claimed once."""
     key = delivery_key(body)
     if key is None:
         return True
+    key = f"{part}:{key}"
     try:
         with ctx.sessions.begin() as session:
             session.add(SlackDelivery(key=key[:200], received_at=ctx.now()))
@@ -85,8 +156,12 @@ def once(ctx: BotContext) -> Callable[[Callable[..., None]], Callable[..., None]
     def wrap(listener: Callable[..., None]) -> Callable[..., None]:
         @functools.wraps(listener)  # Bolt reads the listener's argument names through this
         def run(**kwargs: Any) -> None:
-            if claim(ctx, kwargs["body"]):
-                listener(**kwargs)
+            # lazy listeners run in Bolt's thread pool: carry the interaction's request id over
+            with request_context(interaction_id(kwargs["body"])):
+                if claim(ctx, kwargs["body"]):
+                    started = ctx.now()
+                    listener(**kwargs)
+                    _log_outcome(ctx, kwargs["body"], started)
 
         return run
 
@@ -117,11 +192,13 @@ def build_app(
 
     @app.middleware
     def seen_here(body: dict[str, Any], next: Any) -> Any:
-        key = delivery_key(body)
-        if key is not None and not recent.first_time(key):
-            log.info("delivery %s seen before: acknowledged, not processed again", key)
-            return BoltResponse(status=200, body="")
-        return next()
+        with request_context(interaction_id(body)):
+            key = delivery_key(body)
+            if key is not None and not recent.first_time(key):
+                log.info("delivery %s seen before: acknowledged, not processed again", key)
+                return BoltResponse(status=200, body="")
+            log_interaction(body)
+            return next()
 
     @app.error
     def report(error: Exception, body: dict[str, Any]) -> None:

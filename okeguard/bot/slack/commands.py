@@ -242,7 +242,7 @@ def _exceptions(ctx: BotContext, args: tuple[str, ...], body: dict[str, Any]) ->
         return blocks.status_message({"Exceptions": "\n".join(lines) or "none"})
     from okeguard.bot.slack.app import claim
 
-    if not claim(ctx, body):  # a write: once per delivery, whichever replica got it
+    if not claim(ctx, body, part="exceptions"):  # a write: once, whichever replica got it
         return blocks.refusal("Already done.")
     if not ctx.authorizer.may_request(body["user_id"]):
         refuse(

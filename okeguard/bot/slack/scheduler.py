@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import text
 
 from okeguard.bot.slack.people import actor_of
+from okeguard.logs import request_context
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -99,14 +100,16 @@ def scheduled_digest(ctx: BotContext, channel: str, clusters: tuple[str, ...]) -
     from okeguard.bot.slack.commands import send_digest
 
     send_digest(ctx, channel, clusters=clusters, actor=actor_of(BOT_ACTOR))
+    log.info("scheduled digest sent to %s", channel, extra={"channel": channel})
 
 
 def _guarded(name: str, job: Callable[[], None]) -> Callable[[], None]:
     def run() -> None:
-        try:
-            job()
-        except Exception:
-            log.exception("scheduled job %s failed", name)
+        with request_context():  # one request id per run of a job
+            try:
+                job()
+            except Exception:
+                log.exception("scheduled job %s failed", name)
 
     return run
 

@@ -4,6 +4,8 @@ here talks to Slack."""
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -14,6 +16,7 @@ from sqlalchemy import select
 from okeguard.audit.models import ClusterPosture, FindingRecord, FindingStatus
 from okeguard.audit.types import utcnow
 from okeguard.errors import OkeguardError
+from okeguard.logs import current_request_id, request_context
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
@@ -27,6 +30,9 @@ if TYPE_CHECKING:
     from okeguard.remediations.live import LiveCluster
     from okeguard.remediations.plan import Plan
     from okeguard.service import ScanReport
+
+
+log = logging.getLogger(__name__)
 
 
 class BotError(OkeguardError):
@@ -81,6 +87,35 @@ def scan_and_record(
 ) -> list[ClusterScan]:
     """Scan the clusters, record the report, and split each cluster's open findings into new
     (never seen, or seen resolved), changed (severity or message) and unchanged."""
+    # one request id per scan: the Slack interaction's when there is one, else a new one
+    with request_context(current_request_id()):
+        started = time.monotonic()
+        out = _scan_and_record(ctx, clusters, namespaces, actor)
+        for scan in out:
+            counts = scan.report.count_by_severity()
+            log.info(
+                "scan of %s by %s: %d open findings (%d new, %d changed), score %d, %.1fs",
+                scan.report.cluster,
+                actor,
+                sum(counts.values()),
+                len(scan.new),
+                len(scan.changed),
+                scan.score,
+                time.monotonic() - started,
+                extra={
+                    "cluster": scan.report.cluster,
+                    "complete": scan.report.complete,
+                    "findings": dict(counts),
+                    "score": scan.score,
+                    "duration_seconds": round(time.monotonic() - started, 3),
+                },
+            )
+        return out
+
+
+def _scan_and_record(
+    ctx: BotContext, clusters: Sequence[str], namespaces: Sequence[str], actor: str
+) -> list[ClusterScan]:
     from okeguard.audit.recording import record_scan
 
     report = ctx.scan(clusters, namespaces)
