@@ -3,10 +3,16 @@ of the story, and message helpers (the ``cluster`` and ``slack`` fixtures are in
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from okeguard.config import Config
+
+if TYPE_CHECKING:
+    from okeguard.bot.cli_serve import RunningBot
+    from tests.fakes.slack_api import FakeSlackApi
 
 CHANNEL = "C0FINDINGS"
 APPROVALS = "C0APPROVALS"
@@ -40,3 +46,27 @@ def buttons(message: Any) -> dict[str, list[str]]:
             if element.get("type") == "button":
                 found.setdefault(element["action_id"], []).append(element["value"])
     return found
+
+
+@contextmanager
+def http_bot(tmp_path: Path, slack: FakeSlackApi, signing_secret: str) -> Iterator[RunningBot]:
+    """The bot in HTTP mode (Events API on a free port) against ``slack``, stopped on exit."""
+    from okeguard.bot.cli_serve import start_bot
+
+    env = {
+        "SLACK_BOT_TOKEN": slack.bot_token,
+        "SLACK_SIGNING_SECRET": signing_secret,
+        "OKEGUARD_SLACK_API_URL": slack.base_url,
+    }
+    running = start_bot(
+        bot_config(tmp_path),
+        database_url=f"sqlite:///{tmp_path / 'bot.db'}",
+        env=env,
+        http_port=0,
+        health_port=0,
+        host="127.0.0.1",
+    )
+    try:
+        yield running
+    finally:
+        running.stop()

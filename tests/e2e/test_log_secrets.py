@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from okeguard.bot.cli_serve import RunningBot, start_bot
+from okeguard.bot.cli_serve import RunningBot
 from okeguard.logs import configure_logging
-from tests.e2e.slack_support import ALICE, APPROVALS, BOB, CHANNEL, bot_config, buttons
+from tests.e2e.slack_support import ALICE, APPROVALS, BOB, CHANNEL, buttons, http_bot
 from tests.e2e.test_slack_bot import SECRET, deliver, request_state
 from tests.fakes.kube_api import FakeKubeApi, running_fake_kube_api
 from tests.fakes.slack_api import FakeSlackApi, block_action_body, slash_command_body
@@ -58,23 +58,8 @@ def captured() -> Iterator[io.StringIO]:
 def bot(
     tmp_path: Path, cluster: FakeKubeApi, slack: FakeSlackApi, captured: io.StringIO
 ) -> Iterator[RunningBot]:
-    env = {
-        "SLACK_BOT_TOKEN": slack.bot_token,
-        "SLACK_SIGNING_SECRET": SECRET,
-        "OKEGUARD_SLACK_API_URL": slack.base_url,
-    }
-    running = start_bot(
-        bot_config(tmp_path),
-        database_url=f"sqlite:///{tmp_path / 'bot.db'}",
-        env=env,
-        http_port=0,
-        health_port=0,
-        host="127.0.0.1",
-    )
-    try:
+    with http_bot(tmp_path, slack, SECRET) as running:
         yield running
-    finally:
-        running.stop()
 
 
 def click(bot: RunningBot, action_id: str, value: str, user: str, channel: str, ts: str) -> str:

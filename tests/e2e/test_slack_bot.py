@@ -20,15 +20,15 @@ import pytest
 
 from okeguard.audit.chain import verify_chain
 from okeguard.audit.models import RemediationRequest
-from okeguard.bot.cli_serve import EVENTS_PATH, RunningBot, start_bot
+from okeguard.bot.cli_serve import EVENTS_PATH, RunningBot
 from tests.e2e.slack_support import (
     ALICE,
     APPROVALS,
     BOB,
     CHANNEL,
     MALLORY,
-    bot_config,
     buttons,
+    http_bot,
 )
 from tests.fakes.kube_api import FakeKubeApi
 from tests.fakes.slack_api import (
@@ -44,24 +44,8 @@ SECRET = "fake-signing-secret-0123456789"
 
 @pytest.fixture
 def bot(tmp_path: Path, cluster: FakeKubeApi, slack: FakeSlackApi) -> Iterator[RunningBot]:
-    config = bot_config(tmp_path)
-    env = {
-        "SLACK_BOT_TOKEN": slack.bot_token,
-        "SLACK_SIGNING_SECRET": SECRET,
-        "OKEGUARD_SLACK_API_URL": slack.base_url,
-    }
-    running = start_bot(
-        config,
-        database_url=f"sqlite:///{tmp_path / 'bot.db'}",
-        env=env,
-        http_port=0,
-        health_port=0,
-        host="127.0.0.1",
-    )
-    try:
+    with http_bot(tmp_path, slack, SECRET) as running:
         yield running
-    finally:
-        running.stop()
 
 
 def deliver(bot: RunningBot, body: bytes, *, secret: str = SECRET, age: int = 0) -> int:
