@@ -11,13 +11,11 @@ both. Tokens are read from the environment only and never logged.
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 import signal
 import sys
 import threading
 from collections.abc import Mapping
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -84,6 +82,9 @@ def start_bot(
 ) -> RunningBot:
     """Start the bot: Socket Mode (``SLACK_APP_TOKEN``) when ``socket_mode``, else the Events
     API on ``http_port``. Returns the running bot; :meth:`RunningBot.stop` stops it."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
     from okeguard.audit.db import make_engine, session_factory
     from okeguard.bot.cli_fix import _sessions
     from okeguard.bot.slack.app import build_app

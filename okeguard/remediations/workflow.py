@@ -244,7 +244,6 @@ def reconcile(
     actor: str,
     live_for: Callable[[str], LiveCluster],
     *,
-    backends_for: Callable[[LiveCluster], Backends] | None = None,
     now: datetime | None = None,
 ) -> list[ApplyResult]:
     """Settle what a crash left behind, and expire requests whose time ran out.
@@ -290,7 +289,7 @@ def reconcile(
         if state == S.FAILED.value and not steps:
             continue  # failed before writing anything, or already settled
         live = live_for(plan.cluster)
-        backends = backend_factory(live, backends_for)
+        backends = live.backends()
         backends.request_id, backends.plan_hash = request_id, plan_hash
         emit = _emitter(sessions, actor, request_id)
         emit("remediation.reconcile-started", {"from": state, "steps": [s.index for s in steps]})
@@ -320,9 +319,3 @@ def reconcile(
             transition(session, request_id, state, S.ROLLED_BACK, actor, reason=reason)
         results.append(ApplyResult(request_id, S.ROLLED_BACK.value, reason, plan_hash))
     return results
-
-
-def backend_factory(
-    live: LiveCluster, backends_for: Callable[[LiveCluster], Backends] | None
-) -> Backends:
-    return backends_for(live) if backends_for is not None else live.backends()

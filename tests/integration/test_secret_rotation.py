@@ -384,9 +384,7 @@ def test_legacy_token_replaced_consumers_repointed_old_deleted(
 
 # -- crashes -----------------------------------------------------------------------------------
 def _settle(database: Database, live: FakeLive) -> list[workflow.ApplyResult]:
-    return workflow.reconcile(
-        database.sessions, "reconciler", lambda _: live, backends_for=lambda lv: lv.backends()
-    )
+    return workflow.reconcile(database.sessions, "reconciler", lambda _: live)
 
 
 @pytest.mark.parametrize(("index", "step"), [(i, s) for i in (0, 1) for s in (0, 1, 2)])

@@ -23,7 +23,7 @@ from okeguard.audit.models import (
 )
 from okeguard.bot.slack import blocks
 from okeguard.bot.slack.app import once
-from okeguard.bot.slack.digest_model import FindingRow, RequestRow
+from okeguard.bot.slack.digest_model import RequestRow
 from okeguard.bot.slack.people import actor_of
 from okeguard.bot.slack.replies import post, refuse, upload
 from okeguard.errors import OkeguardError
@@ -166,6 +166,8 @@ def quick(ctx: BotContext, command: Command, body: dict[str, Any]) -> blocks.Mes
 
 
 def _findings(ctx: BotContext, args: tuple[str, ...]) -> blocks.Message:
+    from okeguard.bot.slack.digest import finding_row
+
     query = select(FindingRecord).where(FindingRecord.status == FindingStatus.OPEN.value)
     clusters = {c.name for c in ctx.config.clusters}
     title = "Open findings"
@@ -182,17 +184,9 @@ def _findings(ctx: BotContext, args: tuple[str, ...]) -> blocks.Message:
             )
     with ctx.sessions() as session:
         rows = session.scalars(query.limit(5000)).all()
-        found = [_row(r) for r in rows]
+        found = [finding_row(r) for r in rows]
     found.sort(key=lambda r: (SEVERITIES.index(r.severity), r.check_id, r.resource))
     return blocks.findings_list(found[:LIST_LIMIT], title=title)
-
-
-def _row(r: FindingRecord) -> FindingRow:
-    where = f"{r.resource_namespace}/{r.resource_name}" if r.resource_namespace else r.resource_name
-    label = f"{r.resource_kind} {where}" + (
-        f" (container {r.resource_container})" if r.resource_container else ""
-    )
-    return FindingRow(r.fingerprint, r.check_id, r.severity, r.cluster, label, r.message)
 
 
 def _approvals(ctx: BotContext) -> blocks.Message:
@@ -223,6 +217,7 @@ def _approvals(ctx: BotContext) -> blocks.Message:
 
 def _exceptions(ctx: BotContext, args: tuple[str, ...], body: dict[str, Any]) -> blocks.Message:
     from okeguard.audit.stores import active_exceptions, add_exception, remove_exception
+    from okeguard.bot.slack.digest import exception_selector
     from okeguard.checks.registry import get_check
 
     action = args[0] if args else "list"
@@ -231,12 +226,8 @@ def _exceptions(ctx: BotContext, args: tuple[str, ...], body: dict[str, Any]) ->
         with ctx.sessions() as session:
             rules = active_exceptions(session, ctx.now())
             lines = [
-                f"#{r.id} `{r.check_id}` {r.cluster or '*'}/{r.resource_kind or '*'}/"
-                f"{r.resource_namespace or '*'}/{r.resource_name or '*'} — {r.reason} "
-                f"(by {r.author}, until {r.expires_at:%Y-%m-%d})"
-                if r.expires_at
-                else f"#{r.id} `{r.check_id}` {r.cluster or '*'}/{r.resource_kind or '*'}/"
-                f"{r.resource_namespace or '*'}/{r.resource_name or '*'} — {r.reason} (by {r.author})"
+                f"#{r.id} `{r.check_id}` {exception_selector(r)}: {r.reason} (by {r.author}"
+                + (f", until {r.expires_at:%Y-%m-%d})" if r.expires_at else ")")
                 for r in rules
             ]
         return blocks.status_message({"Exceptions": "\n".join(lines) or "none"})

@@ -143,7 +143,8 @@ def _incomplete(sources: Mapping[str, Any] | None, cluster: str) -> tuple[str, .
     return tuple(kinds)
 
 
-def _finding_row(row: Any) -> FindingRow:
+def finding_row(row: Any) -> FindingRow:
+    """A findings-table row (or a select of its columns) as a digest/list line."""
     return FindingRow(
         fingerprint=row.fingerprint,
         check_id=row.check_id,
@@ -204,7 +205,7 @@ def _findings(
     resolved: dict[str, list[FindingRow]] = {}
     top: dict[str, list[FindingRow]] = {}
     for row in session.execute(query):
-        finding = _finding_row(row)
+        finding = finding_row(row)
         if row.status == FindingStatus.RESOLVED.value:
             resolved.setdefault(row.cluster, []).append(finding)
             continue

@@ -4,7 +4,7 @@ the same way from every listener."""
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from okeguard.audit.chain import append_event
 
@@ -15,16 +15,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def _blocks(message: Message) -> list[dict[str, Any]]:
-    return [b.to_dict() for b in message.blocks]
-
-
 def post(ctx: BotContext, channel: str, message: Message, *, thread_ts: str | None = None) -> str:
     """Post to a channel (paced); returns the message ts."""
     ctx.pacer.wait(channel)
     try:
         response = ctx.client.chat_postMessage(
-            channel=channel, text=message.text, blocks=_blocks(message), thread_ts=thread_ts
+            channel=channel, thread_ts=thread_ts, **message.payload()
         )
     except Exception:
         ctx.metrics.slack_errors.labels("chat.postMessage").inc()
@@ -36,7 +32,7 @@ def update(ctx: BotContext, channel: str, ts: str, message: Message) -> None:
     """Replace a posted message (``chat.update``); a failure is counted and logged, not raised:
     the action it reports has happened and is in the audit trail."""
     try:
-        ctx.client.chat_update(channel=channel, ts=ts, text=message.text, blocks=_blocks(message))
+        ctx.client.chat_update(channel=channel, ts=ts, **message.payload())
     except Exception as exc:
         ctx.metrics.slack_errors.labels("chat.update").inc()
         log.warning("chat.update of %s/%s failed: %s", channel, ts, type(exc).__name__)
@@ -45,9 +41,7 @@ def update(ctx: BotContext, channel: str, ts: str, message: Message) -> None:
 def ephemeral(ctx: BotContext, channel: str, user: str, message: Message) -> None:
     """Tell one user something only they see."""
     try:
-        ctx.client.chat_postEphemeral(
-            channel=channel, user=user, text=message.text, blocks=_blocks(message)
-        )
+        ctx.client.chat_postEphemeral(channel=channel, user=user, **message.payload())
     except Exception as exc:
         ctx.metrics.slack_errors.labels("chat.postEphemeral").inc()
         log.warning("chat.postEphemeral to %s failed: %s", user, type(exc).__name__)

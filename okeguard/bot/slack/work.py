@@ -215,7 +215,3 @@ def plan_live(
 
     finding, inventory, live = locate_live(ctx, fingerprint)
     return plan_finding(finding, inventory, ctx.config.remediation, variant), live
-
-
-def now() -> datetime:
-    return utcnow()
