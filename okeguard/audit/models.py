@@ -21,6 +21,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    and_,
     or_,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -114,13 +115,21 @@ class FindingRecord(Base):
     status_until: Mapped[datetime | None]
 
 
+class ExceptionState(StrEnum):
+    ACTIVE = "active"
+    PENDING_APPROVAL = "pending-approval"
+    REJECTED = "rejected"
+
+
 class ExceptionRule(Base):
     """An exception: a check id plus a resource selector (``None`` parts match anything).
 
-    It stops applying by itself once ``expires_at`` has passed: see :meth:`active`.
+    It applies only while ``active`` (one that needs an approver waits in ``pending-approval``)
+    and stops applying by itself once ``expires_at`` has passed: see :meth:`active`.
     """
 
     __tablename__ = "exceptions"
+    __table_args__ = (CheckConstraint(_one_of("state", ExceptionState), name="state"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     check_id: Mapped[str] = mapped_column(String(100), index=True)
@@ -132,11 +141,19 @@ class ExceptionRule(Base):
     author: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime | None]
+    state: Mapped[str] = mapped_column(
+        String(20), default=ExceptionState.ACTIVE.value, server_default=ExceptionState.ACTIVE.value
+    )
+    approved_by: Mapped[str | None] = mapped_column(String(200))
+    approved_at: Mapped[datetime | None]
 
     @classmethod
     def active(cls, now: datetime) -> ColumnElement[bool]:
-        """A WHERE clause for the exceptions still in force at ``now`` (no expiry, or later)."""
-        return or_(cls.expires_at.is_(None), cls.expires_at > now)
+        """A WHERE clause for the exceptions in force at ``now``: active, and no expiry or later."""
+        return and_(
+            cls.state == ExceptionState.ACTIVE.value,
+            or_(cls.expires_at.is_(None), cls.expires_at > now),
+        )
 
 
 class RemediationRequest(Base):
@@ -158,6 +175,10 @@ class RemediationRequest(Base):
     decided_at: Mapped[datetime | None]
     applied_at: Mapped[datetime | None]
     expires_at: Mapped[datetime | None]
+    # The process running, reconciling or rolling back this request, and until when its lease
+    # holds: another process may take the request over only after that (compare-and-set).
+    owner: Mapped[str | None] = mapped_column(String(100))
+    lease_until: Mapped[datetime | None]
 
 
 class AuditEvent(Base):
@@ -178,6 +199,8 @@ class AuditEvent(Base):
     payload: Mapped[str] = mapped_column(Text)  # canonical JSON text, exactly as hashed
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # HMAC-SHA256 of ``hash`` under the audit key (kept outside the database), when one is set
+    mac: Mapped[str | None] = mapped_column(String(64))
 
 
 class ClusterPosture(Base):
