@@ -175,6 +175,13 @@ class RemediationConfig(_Strict):
     poll_interval_seconds: float = Field(
         2.0, gt=0, description="Pause between reads of a rollout or an OCI work request."
     )
+    lease_seconds: float = Field(
+        30.0,
+        ge=0.5,
+        le=600,
+        description="A run (apply, rollback, reconcile) owns its request for this long and renews "
+        "it every third of it; another process takes the request over only after it runs out.",
+    )
     work_request_timeout_seconds: int = Field(
         3600,
         ge=1,
