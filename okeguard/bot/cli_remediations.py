@@ -27,7 +27,7 @@ def remediations_group() -> None:
     Examples:
       okeguard remediations list --state pending-approval
       okeguard remediations show 12
-      okeguard remediations approve 12 --hash 3f9c2a71d0e4
+      okeguard remediations approve 12 --hash 3f9c2a71d0e4…(all 64 hex digits)
       okeguard remediations apply 12 --config okeguard.yaml --yes
       okeguard remediations reconcile --config okeguard.yaml
     """
@@ -145,14 +145,18 @@ def _event_detail(payload: dict[str, Any]) -> str:
 @remediations_group.command("approve")
 @click.argument("request_id", type=int)
 @click.option(
-    "--hash", "plan_hash", metavar="HASH", help="The plan hash you reviewed (a prefix will do)."
+    "--hash",
+    "plan_hash",
+    metavar="HASH",
+    required=True,
+    help="The full plan hash you reviewed (64 hex digits, from `remediations show`).",
 )
 @click.option("--reason", help="Why (recorded in the audit trail).")
 @_DB_OPTION
 def approve_request(
-    request_id: int, plan_hash: str | None, reason: str | None, config_path: str | None
+    request_id: int, plan_hash: str, reason: str | None, config_path: str | None
 ) -> None:
-    """Approve a pending request (not your own)."""
+    """Approve a pending request (not your own), naming the full hash of the plan you reviewed."""
     _decide(request_id, True, plan_hash, reason, config_path)
 
 
@@ -246,7 +250,9 @@ def reconcile_requests(
         return _live(config, context=context or name, kubeconfig=kubeconfig, cluster=None)
 
     with _sessions(_url(config_path)) as sessions:
-        results = reconcile(sessions, getpass.getuser(), live_for)
+        results = reconcile(
+            sessions, getpass.getuser(), live_for, lease_seconds=config.remediation.lease_seconds
+        )
     for r in results:
         click.echo(f"Request {r.request_id}: {r.state} ({r.reason})", err=True)
     if not results:
