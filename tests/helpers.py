@@ -121,3 +121,11 @@ def wait_for(what: str, probe: Any, timeout: float = 15.0, interval: float = 0.0
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def after_lease(seconds: float = 30.0) -> datetime:
+    """A moment after a run's lease (default length) has run out: when a crashed run's request
+    may be taken over. Tests that simulate a crash reconcile "then"."""
+    from datetime import timedelta
+
+    return datetime.now(UTC) + timedelta(seconds=seconds + 1)

@@ -41,7 +41,11 @@ ALLOWED_TRANSITIONS: dict[RequestState, frozenset[RequestState]] = {
     S.SUPERSEDED: frozenset(),
 }
 # Columns a transition may set besides the state (never plan or plan_hash: what is approved runs).
-TRANSITION_FIELDS = frozenset({"approver", "reason", "decided_at", "applied_at", "expires_at"})
+TRANSITION_FIELDS = frozenset(
+    {"approver", "reason", "decided_at", "applied_at", "expires_at", "owner", "lease_until"}
+)
+# What a transition's audit event carries besides its columns (the hash an approver named).
+EVENT_ONLY_FIELDS = frozenset({"plan_hash"})
 
 
 KEPT_STATUSES = frozenset({FindingStatus.SNOOZED.value, FindingStatus.ACCEPTED_RISK.value})
@@ -88,7 +92,7 @@ def create_request(
 def _check_transition(expected: RequestState, new: RequestState, fields: dict[str, Any]) -> None:
     if new not in ALLOWED_TRANSITIONS[expected]:
         raise TransitionError(f"a remediation request cannot go from {expected} to {new}")
-    unknown = set(fields) - TRANSITION_FIELDS
+    unknown = set(fields) - TRANSITION_FIELDS - EVENT_ONLY_FIELDS
     if unknown:
         raise TransitionError(f"a transition cannot set {', '.join(sorted(unknown))}")
 
@@ -99,22 +103,29 @@ def transition(
     expected_state: RequestState | str,
     new_state: RequestState | str,
     actor: str,
+    *,
+    held_by: str | None = None,
     **fields: Any,
 ) -> bool:
     """Move a request from ``expected_state`` to ``new_state`` if it is still in that state.
 
-    Runs ``UPDATE … WHERE id = :id AND state = :expected``: True when this call won (exactly one
-    row changed; its audit event is then written in the same transaction), False when the request
-    was no longer in ``expected_state`` (someone else moved it first; nothing is written).
+    Runs ``UPDATE … WHERE id = :id AND state = :expected`` (``AND owner = :held_by`` when given:
+    only the run owning the request may move it): True when this call won (exactly one row
+    changed; its audit event is then written in the same transaction), False when the request
+    was no longer in ``expected_state`` or no longer owned (nothing is written).
     Raises :class:`TransitionError` for a transition the state machine forbids.
     """
     expected, new = RequestState(expected_state), RequestState(new_state)
     _check_transition(expected, new, fields)
     now = utcnow()
+    conditions = [RemediationRequest.id == request_id, RemediationRequest.state == expected.value]
+    if held_by is not None:
+        conditions.append(RemediationRequest.owner == held_by)
+    columns = {k: v for k, v in fields.items() if k not in EVENT_ONLY_FIELDS}
     result = session.execute(
         update(RemediationRequest)
-        .where(RemediationRequest.id == request_id, RemediationRequest.state == expected.value)
-        .values(state=new.value, updated_at=now, **fields)
+        .where(*conditions)
+        .values(state=new.value, updated_at=now, **columns)
         .execution_options(synchronize_session=False)
     )
     if getattr(result, "rowcount", 0) != 1:

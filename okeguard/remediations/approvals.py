@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+import hmac
+import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -131,15 +133,13 @@ def decide(
         raise refuse(
             sessions, request_id, approver, what, "a requester cannot approve their own request"
         )
-    if approve and plan_hash is not None and not stored_hash.startswith(plan_hash.lower()):
-        raise refuse(
-            sessions,
-            request_id,
-            approver,
-            what,
-            f"the plan hash {plan_hash} is not this request's ({short_hash(stored_hash)})",
-        )
+    if approve:
+        problem = hash_problem(plan_hash, stored_hash)
+        if problem:
+            raise refuse(sessions, request_id, approver, what, problem)
     new = S.APPROVED if approve else S.REJECTED
+    # The approval event names the hash approved: apply checks the stored plan against it.
+    named = {"plan_hash": stored_hash} if approve else {}
     with sessions.begin() as session:
         won = transition(
             session,
@@ -150,6 +150,7 @@ def decide(
             approver=approver,
             decided_at=now,
             reason=reason,
+            **named,
         )
     if not won:
         raise refuse(sessions, request_id, approver, what, "someone else decided it first")
@@ -157,6 +158,25 @@ def decide(
         request = load_request(session, request_id)
         session.expunge(request)
     return request
+
+
+FULL_HASH = re.compile(r"[0-9a-f]{64}")
+
+
+def hash_problem(named: str | None, stored: str) -> str | None:
+    """Why ``named`` does not bind an approval to the plan hashed ``stored`` (None: it does).
+
+    The approver must name the whole SHA-256, exactly: no prefix, no empty value.
+    """
+    if not named:
+        return "an approval must name the plan hash it approves (all 64 hex digits)"
+    value = named.strip().lower()
+    if not FULL_HASH.fullmatch(value):
+        shown = named if len(named) <= 70 else named[:67] + "..."
+        return f"'{shown}' is not a full plan hash (64 hex digits)"
+    if not hmac.compare_digest(value, stored):
+        return f"the plan hash {short_hash(value)}… is not this request's ({short_hash(stored)}…)"
+    return None
 
 
 def approved_request_for(sessions: sessionmaker[Session], plan: Plan) -> int | None:

@@ -63,6 +63,9 @@ class Backends:
     clock: Callable[[], float] = time.monotonic
     request_id: int = 0
     plan_hash: str = ""
+    # Called right before every write and undo: raises (``lease.LeaseLost``) once the run no
+    # longer owns its request, so a run taken over by another process writes nothing more.
+    guard: Callable[[], None] = lambda: None
 
     def wait_until(self, what: str, probe: Callable[[], tuple[bool, str]], timeout: float) -> str:
         """Poll ``probe`` (-> (done, status text)) until done; raise VerifyFailed on timeout."""
@@ -166,6 +169,7 @@ def execute_plan(
         try:
             act.dry_run(op, backends)
             emit("remediation.step.dry-run", _step_payload(index, op, ok=True))
+            backends.guard()
             state.record = act.run(op, backends, token)
         except OkeguardError as exc:
             refused = not isinstance(exc, StepFailed) or exc.wrote_nothing
@@ -218,6 +222,7 @@ def revert_steps(
                 emit("remediation.step.irreversible", _step_payload(index, op))
                 problems.append(f"step {index + 1} ({op.action}) cannot be undone")
                 break
+            backends.guard()
             result = act.revert(op, backends, state.record, token)
         except OkeguardError as exc:
             emit("remediation.step.rollback-failed", _step_payload(index, op, error=str(exc)))

@@ -5,7 +5,11 @@ The command line and the Slack bot call these functions; they hold every rule:
 - applying re-reads the live cluster, re-derives the finding, re-plans and compares the hash with
   the approved one: any difference supersedes the request and nothing is written;
 - every step of a run, and every refusal, is audited;
-- reconciling settles what a crash left ``applying``.
+- a run owns its request through a lease (``lease``): only the owner writes, and a run that
+  lost its lease stops at once and says so (:class:`RunTakenOver`);
+- the stored plan is hashed again before it runs: it must be the hash that was approved, as the
+  approval event in the audit chain records it;
+- reconciling settles what a crash left ``applying``, once the crashed run's lease ran out.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -21,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from okeguard.audit.chain import append_event
 from okeguard.audit.models import AuditEvent, RemediationRequest, RequestState
-from okeguard.audit.stores import transition
+from okeguard.audit.stores import plan_hash, transition
 from okeguard.audit.types import utcnow
 from okeguard.errors import OkeguardError
 from okeguard.remediations.approvals import (
@@ -43,6 +47,7 @@ from okeguard.remediations.engine import (
     steps_from_events,
     verify_steps,
 )
+from okeguard.remediations.lease import LeaseLost, RunLease, claim, new_owner, release
 from okeguard.remediations.live import LiveCluster
 from okeguard.remediations.plan import Plan, short_hash
 from okeguard.remediations.planners import load_actions, plan_finding
@@ -51,6 +56,7 @@ S = RequestState
 __all__ = [
     "ApplyResult",
     "Refused",
+    "RunTakenOver",
     "apply_request",
     "approved_request_for",
     "decide",
@@ -69,6 +75,10 @@ class ApplyResult:
     plan_hash: str
 
 
+class RunTakenOver(OkeguardError):
+    """This run lost its request to another process (its lease ran out): it stopped writing."""
+
+
 def _emitter(
     sessions: sessionmaker[Session], actor: str, request_id: int
 ) -> Callable[[str, Mapping[str, Any]], None]:
@@ -77,6 +87,39 @@ def _emitter(
             append_event(session, actor, action, (SUBJECT, request_id), payload)
 
     return emit
+
+
+def _taken_over(
+    sessions: sessionmaker[Session], request_id: int, actor: str, owner: str, doing: str
+) -> RunTakenOver:
+    """Record that this run stopped because it lost its lease, and say what the request is now."""
+    with sessions.begin() as session:
+        request = load_request(session, request_id)
+        state, holder = request.state, request.owner
+        append_event(
+            session,
+            actor,
+            "remediation.run-stopped",
+            (SUBJECT, request_id),
+            {"owner": owner, "now_owned_by": holder, "state": state, "while": doing},
+        )
+    return RunTakenOver(
+        f"request {request_id}: another process took this {doing} over after its lease ran out "
+        f"(the request is now {state}); this process stopped and wrote nothing more"
+    )
+
+
+def _approval_hash(session: Session, request_id: int) -> str | None:
+    """The plan hash named by the request's approval, as the audit chain records it."""
+    approved = [
+        e["payload"]
+        for e in request_events(session, request_id)
+        if e["action"] == f"remediation.{S.APPROVED.value}"
+    ]
+    if not approved:
+        return None
+    named = approved[-1].get("plan_hash")
+    return named if isinstance(named, str) else None
 
 
 def replan(live: LiveCluster, plan: Plan) -> Plan:
@@ -102,7 +145,12 @@ def apply_request(
     crash_after: int | None = None,
     now: datetime | None = None,
 ) -> ApplyResult:
-    """Apply an approved request exactly as approved, verify it, roll back on failure."""
+    """Apply an approved request exactly as approved, verify it, roll back on failure.
+
+    Refused (:class:`Refused`, audited) unless the stored plan still hashes to the hash its
+    approval named, and the live cluster still gives that same plan. The run owns the request
+    through a lease; :class:`RunTakenOver` if another process took it over meanwhile.
+    """
     from okeguard.remediations.plan import PlanError
 
     now = now or utcnow()
@@ -110,6 +158,7 @@ def apply_request(
         request = load_request(session, request_id)
         state, approved_hash, stored = request.state, request.plan_hash, dict(request.plan)
         timed_out = has_expired(request, now)
+        named = _approval_hash(session, request_id)
     if state != S.APPROVED.value:
         raise refuse(sessions, request_id, actor, "apply", f"it is {state}, not approved")
     if timed_out:
@@ -124,6 +173,16 @@ def apply_request(
             )
         raise refuse(sessions, request_id, actor, "apply", "its approval expired")
     approved = Plan.from_dict(stored)
+    if not plan_hash(stored) == approved_hash == named == approved.hash:
+        why = (
+            "the stored plan is not the plan that was approved (it hashes to "
+            f"{short_hash(plan_hash(stored))}, the approval named "
+            f"{short_hash(named) if named else 'no hash'}): the database was changed; "
+            "nothing was written"
+        )
+        with sessions.begin() as session:
+            transition(session, request_id, S.APPROVED, S.SUPERSEDED, actor, reason=why)
+        raise refuse(sessions, request_id, actor, "apply", why)
     load_actions(approved)
     try:
         fresh = replan(live, approved)
@@ -150,16 +209,29 @@ def apply_request(
         with sessions.begin() as session:
             transition(session, request_id, S.APPROVED, S.SUPERSEDED, actor, reason=why)
         raise refuse(sessions, request_id, actor, "apply", why)
+    settings = live.config.remediation
+    owner = new_owner()
     with sessions.begin() as session:
-        won = transition(session, request_id, S.APPROVED, S.APPLYING, actor)
+        won = transition(
+            session,
+            request_id,
+            S.APPROVED,
+            S.APPLYING,
+            actor,
+            owner=owner,
+            lease_until=utcnow() + timedelta(seconds=settings.lease_seconds),
+        )
     if not won:
         raise refuse(sessions, request_id, actor, "apply", "it is already being applied")
     backends = backends or live.backends()
     backends.request_id, backends.plan_hash = request_id, approved_hash
-    outcome = execute_plan(
-        approved, backends, _emitter(sessions, actor, request_id), crash_after=crash_after
-    )
-    _finish(sessions, request_id, actor, S.APPLYING, outcome)
+    with RunLease(sessions, request_id, owner, settings.lease_seconds, actor) as lease:
+        backends.guard = lease.check
+        try:
+            outcome = execute_plan(approved, backends, lease.emit, crash_after=crash_after)
+        except LeaseLost:
+            raise _taken_over(sessions, request_id, actor, owner, "run") from None
+        _finish(sessions, request_id, actor, S.APPLYING, outcome, owner)
     return ApplyResult(request_id, outcome.state, outcome.reason, approved_hash)
 
 
@@ -169,14 +241,28 @@ def _finish(
     actor: str,
     expected: RequestState,
     outcome: Outcome,
+    owner: str,
+    *,
+    doing: str = "run",
 ) -> None:
-    fields: dict[str, Any] = {}
+    """Move the request to the outcome's state, only while this run still owns it."""
+    fields: dict[str, Any] = {"owner": None, "lease_until": None}
     if outcome.reason:
         fields["reason"] = outcome.reason
     if outcome.state == S.APPLIED.value:
         fields["applied_at"] = utcnow()
     with sessions.begin() as session:
-        transition(session, request_id, expected, RequestState(outcome.state), actor, **fields)
+        won = transition(
+            session,
+            request_id,
+            expected,
+            RequestState(outcome.state),
+            actor,
+            held_by=owner,
+            **fields,
+        )
+    if not won:
+        raise _taken_over(sessions, request_id, actor, owner, doing)
 
 
 def request_events(session: Session, request_id: int) -> list[dict[str, Any]]:
@@ -200,11 +286,13 @@ def rollback_request(
     *,
     backends: Backends | None = None,
 ) -> ApplyResult:
-    """Undo an applied request, newest step first; each undo is guarded against later changes."""
+    """Undo an applied request, newest step first; each undo is guarded against later changes.
+
+    The rollback owns the request through a lease, so two rollbacks never run at once.
+    """
     with sessions() as session:
         request = load_request(session, request_id)
-        state, plan_hash, stored = request.state, request.plan_hash, dict(request.plan)
-        events = request_events(session, request_id)
+        state, approved_hash, stored = request.state, request.plan_hash, dict(request.plan)
     if state != S.APPLIED.value:
         raise refuse(
             sessions,
@@ -215,9 +303,19 @@ def rollback_request(
         )
     plan = Plan.from_dict(stored)
     load_actions(plan)
+    settings = live.config.remediation
+    owner = new_owner()
+    with sessions.begin() as session:
+        won = claim(session, request_id, [S.APPLIED], owner, settings.lease_seconds)
+    if not won:
+        raise refuse(sessions, request_id, actor, "rollback", "another run holds it right now")
+    with sessions() as session:
+        events = request_events(session, request_id)
     steps = steps_from_events(plan, events)
     final = [s.index + 1 for s in steps if not s.op.reversible]
     if final:
+        with sessions.begin() as session:
+            release(session, request_id, owner)
         raise refuse(
             sessions,
             request_id,
@@ -226,17 +324,26 @@ def rollback_request(
             f"step {final[0]} cannot be undone (it deleted or replaced something for good)",
         )
     backends = backends or live.backends()
-    backends.request_id, backends.plan_hash = request_id, plan_hash
-    emit = _emitter(sessions, actor, request_id)
-    emit("remediation.rollback-started", {"steps": [s.index for s in steps]})
-    problems = revert_steps(steps, backends, emit)
-    outcome = Outcome(
-        "failed" if problems else "rolled-back",
-        f"rollback on request by {actor}"
-        + (f"; incomplete: {'; '.join(problems)}" if problems else ""),
-    )
-    _finish(sessions, request_id, actor, S.APPLIED, outcome)
-    return ApplyResult(request_id, outcome.state, outcome.reason, plan_hash)
+    backends.request_id, backends.plan_hash = request_id, approved_hash
+    with RunLease(sessions, request_id, owner, settings.lease_seconds, actor) as lease:
+        backends.guard = lease.check
+        try:
+            lease.emit("remediation.rollback-started", {"steps": [s.index for s in steps]})
+            problems = revert_steps(steps, backends, lease.emit)
+        except LeaseLost:
+            raise _taken_over(sessions, request_id, actor, owner, "rollback") from None
+        outcome = Outcome(
+            "failed" if problems else "rolled-back",
+            f"rollback on request by {actor}"
+            + (f"; incomplete: {'; '.join(problems)}" if problems else ""),
+        )
+        _finish(sessions, request_id, actor, S.APPLIED, outcome, owner, doing="rollback")
+    return ApplyResult(request_id, outcome.state, outcome.reason, approved_hash)
+
+
+# What reconcile takes over once the run's lease ran out: a run cut short, a failed run with
+# steps still in effect, and a rollback cut short (applied, still owned).
+UNSETTLED = (S.APPLYING, S.FAILED, S.APPLIED)
 
 
 def reconcile(
@@ -245,12 +352,16 @@ def reconcile(
     live_for: Callable[[str], LiveCluster],
     *,
     now: datetime | None = None,
+    lease_seconds: float = 30.0,
 ) -> list[ApplyResult]:
     """Settle what a crash left behind, and expire requests whose time ran out.
 
-    A request still ``applying`` (or ``failed`` with steps not undone) is compared with the live
-    state: every step that took effect is reverted, newest first, and the request ends
-    ``rolled-back`` (``failed`` if something could not be undone, named in its reason).
+    Only requests whose run's lease has run out are touched, and each is claimed first (a
+    request whose owner is alive is reported and left alone). A run cut short is compared with
+    the live state: when every step took effect it is verified, and marked ``applied`` only once
+    that verification passed; otherwise every step that took effect is reverted, newest first,
+    and the request ends ``rolled-back`` (``failed`` if something could not be undone, named in
+    its reason).
     """
     now = now or utcnow()
     results: list[ApplyResult] = []
@@ -264,16 +375,19 @@ def reconcile(
         expiring = [(r.id, r.state) for r in stale]
         open_runs = session.scalars(
             select(RemediationRequest)
-            .where(RemediationRequest.state.in_([S.APPLYING.value, S.FAILED.value]))
+            .where(
+                RemediationRequest.state.in_([S.APPLYING.value, S.FAILED.value])
+                | (
+                    (RemediationRequest.state == S.APPLIED.value)
+                    & RemediationRequest.owner.is_not(None)
+                )
+            )
             .order_by(RemediationRequest.id)
         ).all()
-        runs = [
-            (r.id, r.state, r.plan_hash, dict(r.plan), request_events(session, r.id))
-            for r in open_runs
-        ]
+        runs = [(r.id, r.state, r.plan_hash, dict(r.plan)) for r in open_runs]
     for request_id, state in expiring:
         with sessions.begin() as session:
-            transition(
+            won = transition(
                 session,
                 request_id,
                 state,
@@ -281,41 +395,105 @@ def reconcile(
                 actor,
                 reason="expired unapproved or unapplied",
             )
-        results.append(ApplyResult(request_id, S.EXPIRED.value, "expired", ""))
-    for request_id, state, plan_hash, stored, events in runs:
+        if won:
+            results.append(ApplyResult(request_id, S.EXPIRED.value, "expired", ""))
+    for request_id, state, approved_hash, stored in runs:
         plan = Plan.from_dict(stored)
         load_actions(plan)
-        steps = steps_from_events(plan, events)
-        if state == S.FAILED.value and not steps:
-            continue  # failed before writing anything, or already settled
-        live = live_for(plan.cluster)
-        backends = live.backends()
-        backends.request_id, backends.plan_hash = request_id, plan_hash
-        emit = _emitter(sessions, actor, request_id)
-        emit("remediation.reconcile-started", {"from": state, "steps": [s.index for s in steps]})
-        if state == S.APPLYING.value and all_in_effect(plan, steps, backends):
-            # Interrupted after its last write: finish the run instead of undoing it.
-            try:
-                verify_steps(steps, backends)
-            except OkeguardError as exc:
-                emit("remediation.verify-failed", {"error": str(exc)})
-            else:
-                emit("remediation.verified", {"steps": len(steps)})
-                reason = "interrupted after its last step; verified and settled as applied"
-                _finish(sessions, request_id, actor, S.APPLYING, Outcome(S.APPLIED.value, reason))
-                results.append(ApplyResult(request_id, S.APPLIED.value, reason, plan_hash))
-                continue
-        problems = revert_steps(steps, backends, emit, only_in_effect=True)
-        if problems:
-            reason = f"reconciled after an interruption; could not undo: {'; '.join(problems)}"
-            if state == S.APPLYING.value:
-                with sessions.begin() as session:
-                    transition(session, request_id, S.APPLYING, S.FAILED, actor, reason=reason)
-            results.append(ApplyResult(request_id, S.FAILED.value, reason, plan_hash))
-            continue
-        last = max((s.index for s in steps), default=-1)
-        reason = f"interrupted (last step started: {last + 1}); reconciled by rolling back"
+        owner = new_owner()
         with sessions.begin() as session:
-            transition(session, request_id, state, S.ROLLED_BACK, actor, reason=reason)
-        results.append(ApplyResult(request_id, S.ROLLED_BACK.value, reason, plan_hash))
+            won = claim(session, request_id, [state], owner, lease_seconds, now=now)
+        if not won:
+            if state == S.APPLYING.value:
+                held = "its run is still alive (its lease holds); left alone"
+                results.append(ApplyResult(request_id, state, held, approved_hash))
+            continue
+        with RunLease(sessions, request_id, owner, lease_seconds, actor) as lease:
+            try:
+                result = _settle(
+                    sessions, request_id, state, plan, approved_hash, actor, live_for, lease
+                )
+            except LeaseLost:
+                raise _taken_over(sessions, request_id, actor, owner, "reconcile") from None
+        if result is not None:
+            results.append(result)
     return results
+
+
+def _settle(
+    sessions: sessionmaker[Session],
+    request_id: int,
+    state: str,
+    plan: Plan,
+    approved_hash: str,
+    actor: str,
+    live_for: Callable[[str], LiveCluster],
+    lease: RunLease,
+) -> ApplyResult | None:
+    """Reconcile one claimed request (see :func:`reconcile`); None when there was nothing to do."""
+    with sessions() as session:
+        steps = steps_from_events(plan, request_events(session, request_id))
+    if state != S.APPLYING.value and not steps:
+        # failed before writing anything, or a rollback that finished undoing: nothing in effect
+        with sessions.begin() as session:
+            if state == S.APPLIED.value:
+                reason = "its rollback was interrupted after undoing every step"
+                transition(
+                    session,
+                    request_id,
+                    state,
+                    S.ROLLED_BACK,
+                    actor,
+                    held_by=lease.owner,
+                    owner=None,
+                    lease_until=None,
+                    reason=reason,
+                )
+                return ApplyResult(request_id, S.ROLLED_BACK.value, reason, approved_hash)
+            release(session, request_id, lease.owner)
+        return None
+    backends = live_for(plan.cluster).backends()
+    backends.request_id, backends.plan_hash = request_id, approved_hash
+    backends.guard = lease.check
+    emit = lease.emit
+    emit("remediation.reconcile-started", {"from": state, "steps": [s.index for s in steps]})
+    if state == S.APPLYING.value and all_in_effect(plan, steps, backends):
+        # Interrupted after its last write: finish the run instead of undoing it, but only once
+        # the same verification the run would have done has passed.
+        try:
+            verify_steps(steps, backends)
+        except OkeguardError as exc:
+            emit("remediation.verify-failed", {"error": str(exc)})
+        else:
+            emit("remediation.verified", {"steps": len(steps)})
+            reason = "interrupted after its last step; verified and settled as applied"
+            outcome = Outcome(S.APPLIED.value, reason)
+            _finish(
+                sessions, request_id, actor, S.APPLYING, outcome, lease.owner, doing="reconcile"
+            )
+            return ApplyResult(request_id, S.APPLIED.value, reason, approved_hash)
+    problems = revert_steps(steps, backends, emit, only_in_effect=True)
+    if problems:
+        reason = f"reconciled after an interruption; could not undo: {'; '.join(problems)}"
+        if state == S.FAILED.value:
+            with sessions.begin() as session:
+                release(session, request_id, lease.owner)
+        else:
+            outcome = Outcome(S.FAILED.value, reason)
+            _finish(
+                sessions,
+                request_id,
+                actor,
+                RequestState(state),
+                outcome,
+                lease.owner,
+                doing="reconcile",
+            )
+        return ApplyResult(request_id, S.FAILED.value, reason, approved_hash)
+    last = max((s.index for s in steps), default=-1)
+    reason = f"interrupted (last step started: {last + 1}); reconciled by rolling back"
+    outcome = Outcome(S.ROLLED_BACK.value, reason)
+    _finish(
+        sessions, request_id, actor, RequestState(state), outcome, lease.owner, doing="reconcile"
+    )
+    return ApplyResult(request_id, S.ROLLED_BACK.value, reason, approved_hash)

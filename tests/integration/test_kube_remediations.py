@@ -25,6 +25,7 @@ from okeguard.remediations.live import LiveCluster
 from okeguard.remediations.plan import Plan
 from okeguard.remediations.planners import plan_finding
 from tests.fakes.kube_api import FakeKubeApi
+from tests.helpers import after_lease
 from tests.integration.database import Database
 from tests.unit.factories import bare_container, namespace, workload
 
@@ -57,9 +58,7 @@ def _plan(live: LiveCluster, check_id: str) -> Plan:
 
 def _approved(database: Database, plan: Plan) -> int:
     request = workflow.request_fix(database.sessions, plan, "alice", FAST)
-    workflow.decide(
-        database.sessions, request.id, "bob", FAST, approve=True, plan_hash=plan.hash[:12]
-    )
+    workflow.decide(database.sessions, request.id, "bob", FAST, approve=True, plan_hash=plan.hash)
     return request.id
 
 
@@ -255,7 +254,9 @@ def test_a_crash_after_the_last_write_is_settled_as_applied(
     with pytest.raises(SimulatedCrash):
         workflow.apply_request(database.sessions, request_id, "bob", live, crash_after=0)
     assert _state(database, request_id).state == "applying"
-    [result] = workflow.reconcile(database.sessions, "okeguard-bot", lambda name: live)
+    [result] = workflow.reconcile(
+        database.sessions, "okeguard-bot", lambda name: live, now=after_lease()
+    )
     assert (result.request_id, result.state) == (request_id, "applied")
     assert _state(database, request_id).state == "applied"
     _chain_ok(database)
@@ -269,7 +270,9 @@ def test_a_crash_before_an_unhealthy_rollout_is_reconciled_by_rolling_back(
     request_id = _approved(database, _plan(live, "k8s.run-as-root"))
     with pytest.raises(SimulatedCrash):
         workflow.apply_request(database.sessions, request_id, "bob", live, crash_after=0)
-    [result] = workflow.reconcile(database.sessions, "okeguard-bot", lambda name: live)
+    [result] = workflow.reconcile(
+        database.sessions, "okeguard-bot", lambda name: live, now=after_lease()
+    )
     assert result.state == "rolled-back"
     assert _template(kube_api) == before
     actions = _actions(database, request_id)
@@ -288,14 +291,19 @@ def test_a_server_error_on_the_write_fails_the_request_and_writes_nothing(
     assert result.reason is not None and "500" in result.reason
     assert _template(kube_api) == before
     assert "remediation.step.failed" in _actions(database, request_id)
-    assert workflow.reconcile(database.sessions, "okeguard-bot", lambda name: live) == []
+    assert (
+        workflow.reconcile(database.sessions, "okeguard-bot", lambda name: live, now=after_lease())
+        == []
+    )
 
 
 def test_refusals_are_audited(database: Database, live: LiveCluster) -> None:
     plan = _plan(live, "k8s.run-as-root")
     request = workflow.request_fix(database.sessions, plan, "alice", FAST)
     with pytest.raises(workflow.Refused, match="cannot approve their own"):
-        workflow.decide(database.sessions, request.id, "alice", FAST, approve=True)
+        workflow.decide(
+            database.sessions, request.id, "alice", FAST, approve=True, plan_hash=plan.hash
+        )
     with pytest.raises(workflow.Refused, match="may not approve"):
         workflow.decide(
             database.sessions,
@@ -311,9 +319,11 @@ def test_refusals_are_audited(database: Database, live: LiveCluster) -> None:
         )
     with pytest.raises(workflow.Refused, match="not approved"):
         workflow.apply_request(database.sessions, request.id, "bob", live)
-    workflow.decide(database.sessions, request.id, "bob", FAST, approve=True)
+    workflow.decide(database.sessions, request.id, "bob", FAST, approve=True, plan_hash=plan.hash)
     with pytest.raises(workflow.Refused, match="not pending approval"):
-        workflow.decide(database.sessions, request.id, "carol", FAST, approve=True)
+        workflow.decide(
+            database.sessions, request.id, "carol", FAST, approve=True, plan_hash=plan.hash
+        )
     with database.sessions() as session:
         refusals = [
             e
@@ -330,7 +340,9 @@ def test_an_expired_request_cannot_be_approved(database: Database, live: LiveClu
         database.sessions, plan, "alice", FAST, now=utcnow() - timedelta(hours=25)
     )
     with pytest.raises(workflow.Refused, match="expired"):
-        workflow.decide(database.sessions, request.id, "bob", FAST, approve=True)
+        workflow.decide(
+            database.sessions, request.id, "bob", FAST, approve=True, plan_hash=plan.hash
+        )
     assert _state(database, request.id).state == "expired"
 
 
@@ -341,7 +353,9 @@ def test_self_approval_can_be_allowed_per_remediation(
     lenient = RemediationConfig(allow_self_approval=("add-security-context",))
     request = workflow.request_fix(database.sessions, plan, "alice", lenient)
     assert (
-        workflow.decide(database.sessions, request.id, "alice", lenient, approve=True).state
+        workflow.decide(
+            database.sessions, request.id, "alice", lenient, approve=True, plan_hash=plan.hash
+        ).state
         == "approved"
     )
 
@@ -354,7 +368,9 @@ def test_two_simultaneous_approvals_apply_once(database: Database, live: LiveClu
 
     def approve(who: str) -> str:
         try:
-            return workflow.decide(database.sessions, request.id, who, FAST, approve=True).state
+            return workflow.decide(
+                database.sessions, request.id, who, FAST, approve=True, plan_hash=plan.hash
+            ).state
         except workflow.Refused as exc:
             return str(exc)
 

@@ -28,6 +28,7 @@ from okeguard.remediations.planners import plan_finding
 from tests.fakes.kube_api import FakeKubeApi
 from tests.fakes.oci_api import REGION, FakeOciApi, running_fake_oci_api
 from tests.fakes.oci_world import COMPARTMENT, OkeWorld, build_oke_world, rule
+from tests.helpers import after_lease
 from tests.integration.database import Database
 from tests.unit.factories import namespace
 from tests.unit.oke_factories import service
@@ -316,7 +317,7 @@ def test_a_crash_after_any_step_never_loses_a_rule(
     assert _state(db, request_id) == "applying"
     _assert_nowhere_lost(oci_api, plan)
 
-    results = workflow.reconcile(db.sessions, "okeguard", lambda _: live)
+    results = workflow.reconcile(db.sessions, "okeguard", lambda _: live, now=after_lease())
     assert [r.request_id for r in results] == [request_id]
     _assert_nowhere_lost(oci_api, plan)
     if crash_after == MIGRATION_STEPS - 1:

@@ -32,6 +32,7 @@ from okeguard.remediations.secret_actions import NewVersionAction
 from tests.fakes.kube_api import FakeKubeApi
 from tests.fakes.oci_api import FakeOciApi
 from tests.fakes.oci_world import OkeWorld, secret_content
+from tests.helpers import after_lease
 from tests.integration.database import Database
 from tests.unit.factories import bare_container, namespace, workload
 
@@ -384,7 +385,7 @@ def test_legacy_token_replaced_consumers_repointed_old_deleted(
 
 # -- crashes -----------------------------------------------------------------------------------
 def _settle(database: Database, live: FakeLive) -> list[workflow.ApplyResult]:
-    return workflow.reconcile(database.sessions, "reconciler", lambda _: live)
+    return workflow.reconcile(database.sessions, "reconciler", lambda _: live, now=after_lease())
 
 
 @pytest.mark.parametrize(("index", "step"), [(i, s) for i in (0, 1) for s in (0, 1, 2)])
