@@ -71,6 +71,7 @@ class Backends:
         """Poll ``probe`` (-> (done, status text)) until done; raise VerifyFailed on timeout."""
         deadline = self.clock() + timeout
         while True:
+            self.guard()  # a run taken over while it waits stops here, not after the wait
             done, status = probe()
             if done:
                 return status

@@ -64,6 +64,16 @@ class RolloutSimulation:
             if index is not None and state.stable_template is None:
                 state.stable_template = _template(self.objects[kind][index])
 
+    def hold_rollouts(self, kind: str, namespace: str, name: str, held: bool = True) -> None:
+        """Pause (or, with ``held=False``, resume) the controller of one workload: while held,
+        a rollout of it stays in progress however often it is read."""
+        with self._lock:
+            key = (kind, namespace, name)
+            if held:
+                self.held_rollouts.add(key)
+            else:
+                self.held_rollouts.discard(key)
+
     # -- controllers acting on reads -------------------------------------------------------
     def _observe(self, kind: str, item: dict[str, Any]) -> None:
         """Let the simulated controllers act on an object about to be read."""
@@ -95,8 +105,9 @@ class RolloutSimulation:
     def _advance_rollout(self, kind: str, item: dict[str, Any]) -> None:
         """Count a read of a workload; move its status on once the rollout is due."""
         meta = item["metadata"]
-        state = self.rollouts.get((kind, meta.get("namespace"), meta["name"]))
-        if state is None or not state.pending:
+        key = (kind, meta.get("namespace"), meta["name"])
+        state = self.rollouts.get(key)
+        if state is None or not state.pending or key in self.held_rollouts:
             return
         state.reads += 1
         due = state.reads > state.after

@@ -63,6 +63,8 @@ class FakeKubeApi(RolloutSimulation, Writes, ServesHttp):
     daemonset_nodes: int = 3  # the nodes a simulated DaemonSet runs on
     seed: int = 0  # seeds generated tokens and names
     rollouts: dict[tuple[str, str | None, str], _Rollout] = field(default_factory=dict)
+    # workloads whose controller is paused: their rollouts wait until released
+    held_rollouts: set[tuple[str, str | None, str]] = field(default_factory=set)
     _custom_routes: dict[tuple[str, str], str] = field(default_factory=dict)
     _custom_kinds: dict[str, tuple[str, str]] = field(default_factory=dict)  # kind -> (v, plural)
     _custom_cluster_scoped: set[str] = field(default_factory=set)

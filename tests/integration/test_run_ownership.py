@@ -1,0 +1,288 @@
+"""One owner per remediation run, attacked from a second process (issue 11, part 1).
+
+The run is ``okeguard remediations apply`` in a subprocess; the rival is ``okeguard
+remediations reconcile`` in another, both with the same configuration and database, on SQLite
+and on PostgreSQL. The plan is a five-step legacy-token rotation: create the new token, repoint
+the consumer, repoint the ServiceAccount, await the consumer's rollout, delete the old token.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from okeguard.audit.chain import verify_chain
+from okeguard.audit.models import RemediationRequest
+from okeguard.config import Config, load_config
+from okeguard.remediations import workflow
+from okeguard.remediations.live import live_cluster
+from okeguard.remediations.planners import plan_finding
+from tests.e2e.conftest import okeguard_command
+from tests.fakes.kube_api import FakeKubeApi, running_fake_kube_api
+from tests.helpers import wait_for
+from tests.integration.database import Database
+from tests.unit.factories import bare_container, namespace, workload
+
+TOKEN_CHECK = "k8s.legacy-service-account-token"
+LEASE = 2.0
+AWAIT_STEP = 3  # 0-based: create, repoint consumer, repoint ServiceAccount, await, delete
+
+
+def _token_objects() -> list[dict[str, Any]]:
+    env = [{"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "ci-token", "key": "token"}}}]
+    deployer = workload(
+        containers=[bare_container("app", env=env)], name="deployer", labels={"app": "deployer"}
+    )
+    deployer["spec"]["replicas"] = 1
+    return [
+        namespace("shop"),
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {"name": "ci", "namespace": "shop"},
+            "secrets": [{"name": "ci-token"}],
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "type": "kubernetes.io/service-account-token",
+            "metadata": {
+                "name": "ci-token",
+                "namespace": "shop",
+                "annotations": {"kubernetes.io/service-account.name": "ci"},
+            },
+            "data": {"token": base64.b64encode(b"legacy-token-not-real").decode()},
+        },
+        deployer,
+    ]
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[FakeKubeApi]:
+    with running_fake_kube_api(_token_objects()) as api:
+        api.write_kubeconfig(tmp_path / "kubeconfig", context="fake")
+        yield api
+
+
+@pytest.fixture
+def config_path(tmp_path: Path, cluster: FakeKubeApi) -> Path:
+    path = tmp_path / "okeguard.yaml"
+    doc = {
+        "clusters": [
+            {"name": "fake", "context": "fake", "kubeconfig": str(tmp_path / "kubeconfig")}
+        ],
+        "remediation": {
+            "poll_interval_seconds": 0.05,
+            "rollout_timeout_seconds": 120,
+            "lease_seconds": LEASE,
+        },
+    }
+    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    return path
+
+
+def _approved_rotation(database: Database, config: Config) -> tuple[int, str]:
+    """Plan the legacy token's rotation live, request it as alice and approve it as bob."""
+    live = live_cluster(config, cluster="fake")
+    inventory = live.read()
+    [finding] = live.findings(inventory, (TOKEN_CHECK,))
+    plan = plan_finding(finding, inventory, config.remediation)
+    assert [op.action for op in plan.operations][AWAIT_STEP] == "k8s.await-consumers"
+    assert len(plan.operations) == 5
+    request = workflow.request_fix(database.sessions, plan, "alice", config.remediation)
+    workflow.decide(
+        database.sessions, request.id, "bob", config.remediation, approve=True, plan_hash=plan.hash
+    )
+    return request.id, str(plan.operations[0].target["name"])
+
+
+def _okeguard(database: Database, tmp_path: Path, *args: str) -> subprocess.Popen[str]:
+    env = {
+        **os.environ,
+        "OKEGUARD_DATABASE_URL": database.url,
+        "HOME": str(tmp_path),
+        "NO_COLOR": "1",
+    }
+    return subprocess.Popen(
+        [*okeguard_command(), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
+def _events(database: Database, request_id: int) -> list[dict[str, Any]]:
+    with database.sessions() as session:
+        return workflow.request_events(session, request_id)
+
+
+def _reaches_await(database: Database, request_id: int, run: subprocess.Popen[str]) -> bool:
+    if run.poll() is not None:
+        raise AssertionError(f"the run ended early: {run.communicate()}")
+    return _started(database, request_id, AWAIT_STEP)
+
+
+def _started(database: Database, request_id: int, step: int) -> bool:
+    return any(
+        e["action"] == "remediation.step.started" and e["payload"]["step"] == step
+        for e in _events(database, request_id)
+    )
+
+
+def _state(database: Database, request_id: int) -> RemediationRequest:
+    with database.sessions() as session:
+        request = session.get(RemediationRequest, request_id)
+        assert request is not None
+        session.expunge(request)
+        return request
+
+
+def _exists(api: FakeKubeApi, kind: str, name: str) -> bool:
+    try:
+        api.get_object(kind, name, "shop")
+    except KeyError:
+        return False
+    return True
+
+
+def _consumer_secret(api: FakeKubeApi) -> str:
+    spec = api.get_object("Deployment", "deployer", "shop")["spec"]["template"]["spec"]
+    return str(spec["containers"][0]["env"][0]["valueFrom"]["secretKeyRef"]["name"])
+
+
+def test_a_run_paused_past_its_lease_is_taken_over_once_and_stops_writing(
+    database: Database, cluster: FakeKubeApi, config_path: Path, tmp_path: Path
+) -> None:
+    """The repro of issue 11: before the lease, reconcile rolled back while the paused run went on
+    to delete the old token, leaving no token and a database saying ``rolled-back``."""
+    config = load_config(config_path)
+    request_id, new_token = _approved_rotation(database, config)
+    cluster.hold_rollouts("Deployment", "shop", "deployer")
+    run = _okeguard(
+        database,
+        tmp_path,
+        "remediations",
+        "apply",
+        str(request_id),
+        "--yes",
+        "--config",
+        str(config_path),
+    )
+    try:
+        wait_for(
+            "the run to reach step 4", lambda: _reaches_await(database, request_id, run), timeout=60
+        )
+        os.kill(run.pid, signal.SIGSTOP)  # frozen: no heartbeat, no writes
+        time.sleep(LEASE + 0.5)
+        rival = _okeguard(
+            database, tmp_path, "remediations", "reconcile", "--config", str(config_path)
+        )
+        _, rival_err = rival.communicate(timeout=120)
+        assert rival.returncode == 0, rival_err
+        assert f"Request {request_id}: rolled-back" in rival_err
+        assert _state(database, request_id).state == "rolled-back"
+        assert not _exists(cluster, "Secret", new_token)
+        assert _consumer_secret(cluster) == "ci-token"
+        # the consumer would now come up, and the paused run would go on to delete the old token
+        cluster.hold_rollouts("Deployment", "shop", "deployer", held=False)
+    finally:
+        os.kill(run.pid, signal.SIGCONT)
+    _, err = run.communicate(timeout=120)
+    assert run.returncode != 0
+    assert "took this run over" in err and "Traceback" not in err, err
+    assert len(err.strip().splitlines()) == 1, err
+    # the old token is still there, and the database tells the truth
+    assert _exists(cluster, "Secret", "ci-token")
+    assert not cluster.requests_to("/api/v1/namespaces/shop/secrets/ci-token", "DELETE")
+    request = _state(database, request_id)
+    assert (request.state, request.owner, request.lease_until) == ("rolled-back", None, None)
+    assert not _started(database, request_id, AWAIT_STEP + 1)
+    stopped = [e for e in _events(database, request_id) if e["action"] == "remediation.run-stopped"]
+    assert len(stopped) == 1 and stopped[0]["payload"]["state"] == "rolled-back"
+    with database.sessions() as session:
+        assert verify_chain(session) is None
+
+
+def test_reconcile_leaves_a_live_run_alone_and_the_run_finishes(
+    database: Database, cluster: FakeKubeApi, config_path: Path, tmp_path: Path
+) -> None:
+    config = load_config(config_path)
+    request_id, new_token = _approved_rotation(database, config)
+    cluster.hold_rollouts("Deployment", "shop", "deployer")
+    run = _okeguard(
+        database,
+        tmp_path,
+        "remediations",
+        "apply",
+        str(request_id),
+        "--yes",
+        "--config",
+        str(config_path),
+    )
+    wait_for(
+        "the run to reach step 4", lambda: _reaches_await(database, request_id, run), timeout=60
+    )
+    time.sleep(LEASE + 0.5)  # longer than one lease: only the heartbeat keeps it
+    rival = _okeguard(database, tmp_path, "remediations", "reconcile", "--config", str(config_path))
+    _, rival_err = rival.communicate(timeout=120)
+    assert rival.returncode == 0, rival_err
+    assert "still alive" in rival_err
+    assert _state(database, request_id).state == "applying"
+    assert _exists(cluster, "Secret", new_token)
+    cluster.hold_rollouts("Deployment", "shop", "deployer", held=False)
+    _, err = run.communicate(timeout=120)
+    assert run.returncode == 0, err
+    request = _state(database, request_id)
+    assert (request.state, request.owner) == ("applied", None)
+    assert not _exists(cluster, "Secret", "ci-token") and _exists(cluster, "Secret", new_token)
+    actions = [e["action"] for e in _events(database, request_id)]
+    assert "remediation.reconcile-started" not in actions
+    assert actions.count("remediation.step.rolled-back") == 0
+
+
+def test_two_reconcilers_settle_a_crashed_run_once(
+    database: Database, cluster: FakeKubeApi, config_path: Path, tmp_path: Path
+) -> None:
+    """A crashed run (killed, lease run out) is claimed by exactly one of two reconcilers."""
+    config = load_config(config_path)
+    request_id, new_token = _approved_rotation(database, config)
+    cluster.hold_rollouts("Deployment", "shop", "deployer")
+    run = _okeguard(
+        database,
+        tmp_path,
+        "remediations",
+        "apply",
+        str(request_id),
+        "--yes",
+        "--config",
+        str(config_path),
+    )
+    wait_for(
+        "the run to reach step 4", lambda: _reaches_await(database, request_id, run), timeout=60
+    )
+    run.kill()
+    run.communicate(timeout=30)
+    time.sleep(LEASE + 0.5)
+    rivals = [
+        _okeguard(database, tmp_path, "remediations", "reconcile", "--config", str(config_path))
+        for _ in range(2)
+    ]
+    outputs = [r.communicate(timeout=120)[1] for r in rivals]
+    assert [r.returncode for r in rivals] == [0, 0], outputs
+    assert sum(f"Request {request_id}: rolled-back" in out for out in outputs) == 1, outputs
+    actions = [e["action"] for e in _events(database, request_id)]
+    assert actions.count("remediation.reconcile-started") == 1
+    assert actions.count("remediation.rolled-back") == 1
+    assert not _exists(cluster, "Secret", new_token) and _exists(cluster, "Secret", "ci-token")
+    with database.sessions() as session:
+        assert verify_chain(session) is None
