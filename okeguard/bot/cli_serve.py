@@ -87,6 +87,7 @@ def start_bot(
 
     from okeguard.audit.db import make_engine, session_factory
     from okeguard.bot.cli_fix import _sessions
+    from okeguard.bot.slack.actions import show_reconciled
     from okeguard.bot.slack.app import build_app
     from okeguard.bot.slack.metrics import Metrics
     from okeguard.bot.slack.ops import OpsServer
@@ -133,9 +134,13 @@ def start_bot(
         live_for=live_for,
         scan=scan,
     )
-    for result in reconcile(sessions, BOT_ACTOR, live_for):
+    reconciled = reconcile(
+        sessions, BOT_ACTOR, live_for, lease_seconds=config.remediation.lease_seconds
+    )
+    for result in reconciled:
         log.info("reconciled request %s: %s", result.request_id, result.state)
     app = build_app(ctx, signing_secret=signing_secret)
+    show_reconciled(ctx, reconciled)
 
     def ready() -> tuple[bool, str]:
         from sqlalchemy import text

@@ -14,6 +14,7 @@ import pytest
 from tests.e2e.slack_support import ALICE, APPROVERS_GROUP, BOB
 from tests.fakes.kube_api import FakeKubeApi, running_fake_kube_api
 from tests.fakes.slack_api import FakeSlackApi, running_fake_slack_api
+from tests.integration.database import database_url, postgres_url  # noqa: F401
 from tests.unit.factories import bare_container, namespace, workload
 
 Run = Callable[..., subprocess.CompletedProcess[str]]

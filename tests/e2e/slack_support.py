@@ -49,8 +49,16 @@ def buttons(message: Any) -> dict[str, list[str]]:
 
 
 @contextmanager
-def http_bot(tmp_path: Path, slack: FakeSlackApi, signing_secret: str) -> Iterator[RunningBot]:
-    """The bot in HTTP mode (Events API on a free port) against ``slack``, stopped on exit."""
+def http_bot(
+    tmp_path: Path,
+    slack: FakeSlackApi,
+    signing_secret: str,
+    *,
+    config: Config | None = None,
+    database_url: str | None = None,
+) -> Iterator[RunningBot]:
+    """The bot in HTTP mode (Events API on a free port) against ``slack``, stopped on exit
+    (``bot_config`` and a SQLite file unless ``config`` / ``database_url`` are given)."""
     from okeguard.bot.cli_serve import start_bot
 
     env = {
@@ -59,8 +67,8 @@ def http_bot(tmp_path: Path, slack: FakeSlackApi, signing_secret: str) -> Iterat
         "OKEGUARD_SLACK_API_URL": slack.base_url,
     }
     running = start_bot(
-        bot_config(tmp_path),
-        database_url=f"sqlite:///{tmp_path / 'bot.db'}",
+        config or bot_config(tmp_path),
+        database_url=database_url or f"sqlite:///{tmp_path / 'bot.db'}",
         env=env,
         http_port=0,
         health_port=0,

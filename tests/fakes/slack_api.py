@@ -50,7 +50,8 @@ a message, anything else an ephemeral to ``user``. Answers 200 ``ok``.
 Faults (``method`` is an fnmatch pattern; the upload URL is method ``"upload"``, response
 URLs ``"response_url"``): ``fail(method, error, status=200|500, times=1)``,
 ``rate_limit(method, times=1, retry_after=1)`` (429, ``Retry-After``, ``ratelimited``),
-``drop(method, times)`` (the connection closes unanswered), ``delay(method, seconds)``,
+``drop(method, times)`` (the connection closes unanswered), ``delay(method, seconds)``
+(``after_acting=True``: the call takes effect at once, only its answer is late),
 ``enforce_channel_pacing(min_interval=1.0)`` (chat.postMessage to a channel sooner than that
 after its last accepted post → 429 with Retry-After), ``clear_faults()``.
 

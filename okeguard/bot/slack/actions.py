@@ -12,6 +12,7 @@ from datetime import UTC, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
+from sqlalchemy import update as update_rows
 
 from okeguard.audit.models import RemediationRequest, SlackMessage
 from okeguard.bot.slack import blocks
@@ -45,6 +46,26 @@ def _where(body: dict[str, Any]) -> tuple[str, str]:
 
 def _value(body: dict[str, Any]) -> str:
     return str(body["actions"][0]["value"])
+
+
+def _clicked(body: dict[str, Any]) -> tuple[str, str]:
+    """(channel, ts) of the message whose button was clicked ("" when not a message)."""
+    container = body.get("container") or {}
+    channel = container.get("channel_id") or (body.get("channel") or {}).get("id") or ""
+    ts = container.get("message_ts") or (body.get("message") or {}).get("ts") or ""
+    return str(channel), str(ts)
+
+
+def parse_decision(value: str, *, approve: bool) -> tuple[int, str | None]:
+    """(request id, plan hash) from an Approve (``ID:HASH``) or Reject (``ID``) button value.
+
+    Raises ValueError with a one-line reason for anything else. The hash itself is checked
+    (all 64 hex digits, the request's) by ``approvals.decide``.
+    """
+    head, sep, plan_hash = value.partition(":")
+    if not head.isdigit() or len(head) > 12 or (approve and not sep) or (not approve and sep):
+        raise ValueError(f"the button value '{value[:80]}' is not a request of this bot")
+    return int(head), (plan_hash if approve else None)
 
 
 def register(app: App, ctx: BotContext) -> None:
@@ -122,22 +143,45 @@ def register(app: App, ctx: BotContext) -> None:
         client.views_open(trigger_id=body["trigger_id"], view=view.to_dict())
 
     def accept_submitted_ack(ack: Any, view: dict[str, Any]) -> None:
+        from okeguard.exception_governance import latest_expiry
+
         try:
-            blocks.parse_accept_risk(view["state"]["values"], today=ctx.now().date())
+            _, expires = blocks.parse_accept_risk(view["state"]["values"], today=ctx.now().date())
         except blocks.AcceptRiskError as exc:
             ack(response_action="errors", errors={exc.field: exc.problem})
+            return
+        latest = latest_expiry(ctx.config.exceptions, ctx.now()).date()
+        if expires > latest:  # refused (and audited) by accept_submitted too
+            days = ctx.config.exceptions.max_days
+            problem = f"at most {days} days (exceptions.max_days): choose a day by {latest}"
+            ack(response_action="errors", errors={"expires": problem})
             return
         ack()
 
     def accept_submitted(body: dict[str, Any], view: dict[str, Any]) -> None:
         from okeguard.audit.stores import add_exception, set_finding_status
+        from okeguard.exception_governance import expiry_problem
+        from okeguard.exception_governance import refuse as refuse_exception
 
         user = body["user"]["id"]
         fingerprint, _, channel = str(view["private_metadata"]).partition("|")
-        reason, expires = blocks.parse_accept_risk(view["state"]["values"], today=ctx.now().date())
+        try:
+            reason, expires = blocks.parse_accept_risk(
+                view["state"]["values"], today=ctx.now().date()
+            )
+        except blocks.AcceptRiskError:
+            return  # the modal showed the problem (accept_submitted_ack) and stays open
         until = datetime.combine(expires, time(0), tzinfo=UTC)
-        record = finding_record(ctx, fingerprint)
         actor = actor_of(user)
+        # Accepting a risk is an exception on one resource: the longest-expiry rule applies.
+        problem = expiry_problem(until, ctx.config.exceptions, ctx.now())
+        if problem:
+            refuse_exception(ctx.sessions, actor, "accept-risk", problem)
+            ctx.metrics.refusals.labels("accept-risk").inc()
+            if channel:
+                ephemeral(ctx, channel, user, blocks.refusal(problem))
+            return
+        record = finding_record(ctx, fingerprint)
         with ctx.sessions.begin() as session:
             rule = add_exception(
                 session,
@@ -162,14 +206,29 @@ def register(app: App, ctx: BotContext) -> None:
                 ),
             )
 
-    def approve(body: dict[str, Any]) -> None:
+    def decision(body: dict[str, Any], *, approve: bool) -> None:
         user, channel = _where(body)
-        request_id, _, plan_hash = _value(body).partition(":")
-        decide_in_slack(ctx, int(request_id), user, channel, approve=True, plan_hash=plan_hash)
+        what = "approve" if approve else "reject"
+        try:
+            request_id, plan_hash = parse_decision(_value(body), approve=approve)
+        except ValueError as exc:
+            refuse(ctx, channel=channel, user=user, action=what, reason=str(exc))
+            return
+        decide_in_slack(
+            ctx,
+            request_id,
+            user,
+            channel,
+            approve=approve,
+            plan_hash=plan_hash,
+            clicked=_clicked(body),
+        )
+
+    def approve(body: dict[str, Any]) -> None:
+        decision(body, approve=True)
 
     def reject(body: dict[str, Any]) -> None:
-        user, channel = _where(body)
-        decide_in_slack(ctx, int(_value(body)), user, channel, approve=False, plan_hash=None)
+        decision(body, approve=False)
 
     lazy = once(ctx)
     app.action(blocks.ACTION_PREVIEW)(ack=_ack, lazy=[lazy(preview)])
@@ -224,9 +283,16 @@ def request_fix_for(ctx: BotContext, fingerprint: str, user: str, channel: str) 
         expires_at=request.expires_at,
         approvers_hint=ctx.authorizer.describe_approvers(),
     )
+    # Recorded before it is posted (ts not known yet): a click that comes back before the post
+    # returns is still bound to this channel, and the clicked message is the one updated.
+    with ctx.sessions.begin() as session:
+        row = SlackMessage(kind="approval", request_id=request.id, channel=target, ts="")
+        session.add(row)
+        session.flush()
+        row_id = row.id
     ts = post(ctx, target, message)
     with ctx.sessions.begin() as session:
-        session.add(SlackMessage(kind="approval", request_id=request.id, channel=target, ts=ts))
+        session.execute(update_rows(SlackMessage).where(SlackMessage.id == row_id).values(ts=ts))
     if message.diff_truncated:
         upload(
             ctx,
@@ -264,14 +330,37 @@ def _show_final_state(ctx: BotContext, request_id: int, user: str) -> None:
         )
 
 
-def _approval_messages(ctx: BotContext, request_id: int) -> list[tuple[str, str]]:
+def _approval_messages(
+    ctx: BotContext, request_id: int, clicked: tuple[str, str] | None = None
+) -> list[tuple[str, str]]:
+    """The request's approval messages (channel, ts) as posted, plus the clicked one if its ts
+    was not recorded yet (a click faster than the bot's own bookkeeping)."""
     with ctx.sessions() as session:
         rows = session.scalars(
             select(SlackMessage).where(
                 SlackMessage.request_id == request_id, SlackMessage.kind == "approval"
             )
         ).all()
-        return [(r.channel, r.ts) for r in rows]
+        found = [(r.channel, r.ts) for r in rows if r.ts]
+    if clicked is not None and clicked[1] and clicked not in found:
+        found.append(clicked)
+    return found
+
+
+def _binding_problem(ctx: BotContext, request_id: int, clicked: tuple[str, str]) -> str | None:
+    """Why a click on (channel, ts) is not a click on request ``request_id``'s approval message
+    (None when it is). A message posted but whose ts is not recorded yet binds by channel."""
+    channel, ts = clicked
+    with ctx.sessions() as session:
+        rows = session.scalars(
+            select(SlackMessage).where(
+                SlackMessage.request_id == request_id, SlackMessage.kind == "approval"
+            )
+        ).all()
+        posted = [(r.channel, r.ts) for r in rows]
+    if ts and ((channel, ts) in posted or (channel, "") in posted):
+        return None
+    return f"this button is not on request {request_id}'s approval message"
 
 
 def decide_in_slack(
@@ -282,21 +371,51 @@ def decide_in_slack(
     *,
     approve: bool,
     plan_hash: str | None,
+    clicked: tuple[str, str] | None = None,
 ) -> None:
-    """Approve (then apply) or reject a request for a Slack user, updating its messages."""
+    """Approve (then apply) or reject a request for a Slack user, updating its messages.
+
+    ``clicked`` is the (channel, ts) of the message whose button was pressed: it must be the
+    request's approval message, and it is updated even when the bot has not recorded it yet.
+    """
     from okeguard.remediations.approvals import Refused, decide
     from okeguard.remediations.plan import Plan
-    from okeguard.remediations.workflow import apply_request, request_events
+    from okeguard.remediations.workflow import apply_request
 
     actor = actor_of(user)
 
     def authorised(who: str, request: RemediationRequest) -> bool:
+        # The scopes of the request's cluster and remediation apply; the same person under
+        # another name (cli.approvers[].slack_user) counts as the requester. ``decide`` itself
+        # refuses the exact requester, with its own message.
         try:
-            return ctx.authorizer.may_approve(user)
+            problem = ctx.authorizer.approval_refusal(
+                user,
+                cluster=request.plan.get("cluster"),
+                remediation=request.plan.get("remediation"),
+                requester=request.requester if approve and request.requester != who else None,
+                config=ctx.config,
+            )
         except Exception as exc:  # Slack could not tell us: fail closed
             log.warning("could not read the approvers' groups: %s", type(exc).__name__)
             return False
+        if problem:
+            log.info("request %s: %s", request.id, problem)
+        return problem is None
 
+    what = "approve" if approve else "reject"
+    if clicked is not None:
+        problem = _binding_problem(ctx, request_id, clicked)
+        if problem:
+            refuse(
+                ctx,
+                channel=channel,
+                user=user,
+                action=what,
+                reason=f"request {request_id}: {problem}",
+                subject=("remediation_request", str(request_id)),
+            )
+            return
     try:
         request = decide(
             ctx.sessions,
@@ -320,7 +439,7 @@ def decide_in_slack(
         _show_final_state(ctx, request_id, user)
         return
     plan = Plan.from_dict(request.plan)
-    messages = _approval_messages(ctx, request_id)
+    messages = _approval_messages(ctx, request_id, clicked)
     state = "approved" if approve else "rejected"
     for where, ts in messages:
         update(
@@ -345,6 +464,25 @@ def decide_in_slack(
     except OkeguardError as exc:
         state, reason = "failed", str(exc)
     ctx.metrics.remediations.labels(state).inc()
+    show_outcome(ctx, request_id, plan, state, reason, actor=user, messages=messages)
+
+
+def show_outcome(
+    ctx: BotContext,
+    request_id: int,
+    plan: Any,
+    state: str,
+    reason: str | None,
+    *,
+    actor: str,
+    messages: list[tuple[str, str]] | None = None,
+) -> None:
+    """Say how a run ended: the result with its steps in each approval message's thread, and
+    the message itself updated to the final state."""
+    from okeguard.remediations.workflow import request_events
+
+    if messages is None:
+        messages = _approval_messages(ctx, request_id)
     with ctx.sessions() as session:
         events = [e["action"] for e in request_events(session, request_id)]
     steps = [e.removeprefix("remediation.") for e in events if ".step." in e or "verif" in e]
@@ -354,5 +492,28 @@ def decide_in_slack(
             ctx,
             where,
             ts,
-            blocks.approval_decided(request_id, plan, state=state, actor=user, reason=reason),
+            blocks.approval_decided(request_id, plan, state=state, actor=actor, reason=reason),
         )
+
+
+def show_reconciled(ctx: BotContext, results: list[Any]) -> None:
+    """After start-up reconciliation, tell each settled request's approval thread what happened
+    (``results``: ``workflow.ApplyResult``; requests still owned by a live run are skipped)."""
+    from okeguard.remediations.plan import Plan
+
+    for result in results:
+        if result.state in ("applying", "pending-approval", "approved"):
+            continue
+        with ctx.sessions() as session:
+            request = session.get(RemediationRequest, result.request_id)
+            if request is None:
+                continue
+            plan = Plan.from_dict(request.plan)
+        try:
+            show_outcome(
+                ctx, result.request_id, plan, result.state, result.reason, actor="okeguard"
+            )
+        except Exception as exc:  # Slack is away: the audit trail has it; say so in the log
+            log.warning(
+                "could not report request %s in Slack: %s", result.request_id, type(exc).__name__
+            )

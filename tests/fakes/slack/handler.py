@@ -138,6 +138,9 @@ class _Handler(BaseHTTPRequestHandler):
         if status == 0:  # a dropped connection: no answer at all
             self.close_connection = True
             return
+        late = api._delay_for(name, late=True)
+        if late:
+            time.sleep(late)
         self._send(status, body, extra, text=isinstance(body, str))
 
     def _answer(

@@ -64,6 +64,7 @@ class FakeSlackApi(SocketModeApi, ServesHttp):
     requests: list[RecordedCall] = field(default_factory=list)
     faults: list[_Fault] = field(default_factory=list)
     delays: dict[str, float] = field(default_factory=dict)  # method pattern -> seconds
+    late_answers: dict[str, float] = field(default_factory=dict)  # acted on, answered late
     _messages: dict[tuple[str, str], Message] = field(default_factory=dict)
     _ephemerals: list[Ephemeral] = field(default_factory=list)
     _post_times: dict[str, list[float]] = field(default_factory=dict)
@@ -235,10 +236,12 @@ class FakeSlackApi(SocketModeApi, ServesHttp):
         with self._lock:
             self.faults.append(_Fault(method, "drop", remaining=times))
 
-    def delay(self, method: str, seconds: float) -> None:
-        """Every call of ``method`` (a pattern) waits ``seconds`` before it is answered."""
+    def delay(self, method: str, seconds: float, *, after_acting: bool = False) -> None:
+        """Every call of ``method`` (a pattern) waits ``seconds`` before it is answered; with
+        ``after_acting``, the call takes effect at once (a message is posted, say) and only the
+        answer is late, as over a slow network."""
         with self._lock:
-            self.delays[method] = seconds
+            (self.late_answers if after_acting else self.delays)[method] = seconds
 
     def enforce_channel_pacing(self, min_interval: float | None = 1.0) -> None:
         """Answer 429 to a chat.postMessage sooner than ``min_interval`` s after the last
@@ -250,6 +253,7 @@ class FakeSlackApi(SocketModeApi, ServesHttp):
         with self._lock:
             self.faults.clear()
             self.delays.clear()
+            self.late_answers.clear()
             self.channel_min_interval = None
 
     def expire_trigger(self, trigger_id: str) -> None:
@@ -352,11 +356,10 @@ class FakeSlackApi(SocketModeApi, ServesHttp):
                 return fault
         return None
 
-    def _delay_for(self, method: str) -> float:
+    def _delay_for(self, method: str, *, late: bool = False) -> float:
         with self._lock:
-            return max(
-                (s for p, s in self.delays.items() if fnmatch.fnmatch(method, p)), default=0.0
-            )
+            delays = self.late_answers if late else self.delays
+            return max((s for p, s in delays.items() if fnmatch.fnmatch(method, p)), default=0.0)
 
     def _pacing_wait(self, channel: str) -> int:
         """Seconds to wait before the next post to ``channel`` may go (0: now)."""
