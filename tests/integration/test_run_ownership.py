@@ -286,3 +286,53 @@ def test_two_reconcilers_settle_a_crashed_run_once(
     assert not _exists(cluster, "Secret", new_token) and _exists(cluster, "Secret", "ci-token")
     with database.sessions() as session:
         assert verify_chain(session) is None
+
+
+def test_reconcile_never_settles_a_run_as_applied_while_it_is_still_verifying(
+    database: Database, cluster: FakeKubeApi, config_path: Path, tmp_path: Path
+) -> None:
+    """The run has written its last step and watches the rollout; a reconcile then must not run
+    its own verification and mark the request applied: the rollout goes on to fail, and the
+    run's rollback is the truth."""
+    import threading
+
+    config = load_config(config_path)
+    web = workload(containers=[bare_container("web", image="fra.ocir.io/shop/web:1")])
+    cluster.add(web)
+    live = live_cluster(config, cluster="fake")
+    inventory = live.read()
+    finding = next(
+        f for f in live.findings(inventory, ("k8s.run-as-root",)) if f.resource.name == "web"
+    )
+    plan = plan_finding(finding, inventory, config.remediation)
+    request = workflow.request_fix(database.sessions, plan, "alice", config.remediation)
+    workflow.decide(
+        database.sessions, request.id, "bob", config.remediation, approve=True, plan_hash=plan.hash
+    )
+    cluster.hold_rollouts("Deployment", "shop", "web")
+    outcome: list[workflow.ApplyResult] = []
+    run = threading.Thread(
+        target=lambda: outcome.append(
+            workflow.apply_request(database.sessions, request.id, "bob", live)
+        )
+    )
+    run.start()
+    try:
+        wait_for(
+            "the last write",
+            lambda: any(
+                e["action"] == "remediation.step.applied" for e in _events(database, request.id)
+            ),
+        )
+        time.sleep(LEASE + 0.5)
+        [held] = workflow.reconcile(database.sessions, "rival", lambda _: live, lease_seconds=LEASE)
+        assert (held.request_id, held.state) == (request.id, "applying")
+        assert _state(database, request.id).state == "applying"
+        cluster.set_rollout("Deployment", "shop", "web", "crashloop")
+    finally:
+        cluster.hold_rollouts("Deployment", "shop", "web", held=False)
+        run.join(timeout=60)
+    assert [r.state for r in outcome] == ["rolled-back"]
+    assert _state(database, request.id).state == "rolled-back"
+    actions = [e["action"] for e in _events(database, request.id)]
+    assert "remediation.applied" not in actions and "remediation.reconcile-started" not in actions
