@@ -139,24 +139,146 @@ def audit_group() -> None:
 
     \b
     Examples:
-      okeguard audit verify
+      okeguard audit verify --anchors anchors.txt
+      okeguard audit head >> anchors.txt
       okeguard audit list --since 7d
       okeguard audit export --format csv > audit.csv
     """
 
 
 @audit_group.command("verify")
+@click.option(
+    "--head",
+    "heads",
+    multiple=True,
+    metavar="ID:HASH",
+    help="An anchor kept outside the database (from 'audit head' or a digest); repeatable.",
+)
+@click.option(
+    "--anchors",
+    "anchors_file",
+    metavar="FILE",
+    help="A file of anchors, one ID:HASH a line ('#' starts a comment).",
+)
 @_CONFIG_OPTION
-def audit_verify(config_path: str | None) -> None:
-    """Recompute the whole hash chain: exit 0 when intact, 1 naming the first bad row."""
-    from okeguard.audit.chain import chain_length, verify_chain
+def audit_verify(heads: tuple[str, ...], anchors_file: str | None, config_path: str | None) -> None:
+    """Verify the audit trail: exit 0 when it holds, 1 listing each problem.
+
+    Recomputes every hash and link, checks every row's MAC when an audit key is set
+    (OKEGUARD_AUDIT_KEY or OKEGUARD_AUDIT_KEY_FILE), checks that each anchor's row still
+    exists with that hash (rows deleted from the end, a rebuilt chain), and that every
+    remediation request and exception agrees with its events.
+
+    \b
+    Examples:
+      okeguard audit verify
+      okeguard audit verify --head 1234:3f9c…(64 hex digits) --anchors anchors.txt
+    """
+    from okeguard.audit.anchors import parse_anchor, read_anchors
+    from okeguard.audit.keys import audit_keys
+    from okeguard.audit.trust import verify_trail
+
+    anchors = [parse_anchor(h) for h in heads]
+    if anchors_file:
+        anchors += read_anchors(anchors_file)
+    keys = audit_keys()
+    with _session(_url(config_path)) as session:
+        report = verify_trail(session, keys=keys, anchors=anchors)
+    problems = report.problems
+    if len(problems) == 1:
+        raise ChainBrokenError(problems[0])
+    if problems:
+        for line in problems:
+            click.echo(f"okeguard: error: {line}", err=True)
+        raise ChainBrokenError(f"audit verify found {len(problems)} problems (listed above)")
+    _out("\n".join(report.confirmed()))
+    for level, note in report.limits():
+        click.echo(f"okeguard: {level}: {note}", err=True)
+
+
+@audit_group.command("head")
+@click.option(
+    "--format",
+    "output_format",
+    default="text",
+    show_default=True,
+    type=click.Choice(["text", "json"]),
+    help="text: ID:HASH; json: id, hash and anchor.",
+)
+@click.option(
+    "--record",
+    is_flag=True,
+    help="Also append an audit.anchored event saying this anchor was taken.",
+)
+@_CONFIG_OPTION
+def audit_head(output_format: str, record: bool, config_path: str | None) -> None:
+    """Print the chain's head as an anchor, ID:HASH, to keep outside the database.
+
+    Keep anchors where the database's writers cannot reach (a ticket, your log pipeline);
+    'audit verify --head ID:HASH' later proves no row up to it was deleted or rewritten.
+
+    \b
+    Examples:
+      okeguard audit head >> /secure/okeguard-anchors.txt
+      okeguard audit head --format json
+    """
+    from okeguard.audit.anchors import head_anchor, record_anchor
 
     with _session(_url(config_path)) as session:
-        broken = verify_chain(session)
-        if broken is not None:
-            raise ChainBrokenError(f"audit chain broken: {broken}")
-        count = chain_length(session)
-    _out(f"OK: audit chain intact ({count} event{'s' if count != 1 else ''})")
+        anchor = head_anchor(session)
+        if record:
+            from okeguard.bot.identity import cli_actor_for
+
+            record_anchor(session, anchor, cli_actor_for(config_path), "cli")
+            session.commit()
+    _out(json.dumps(anchor.as_dict()) if output_format == "json" else str(anchor))
+
+
+@audit_group.command("seal")
+@click.option(
+    "--rekey",
+    is_flag=True,
+    help="Also MAC again, under the current key, the rows made under OKEGUARD_AUDIT_KEY_PREVIOUS.",
+)
+@click.option("--dry-run", is_flag=True, help="Say what would be sealed; change nothing.")
+@_CONFIG_OPTION
+def audit_seal(rekey: bool, dry_run: bool, config_path: str | None) -> None:
+    """MAC the rows that have none under the audit key (audited as audit.sealed).
+
+    For rows written before the key was set. Sealing attests the chain as it is at this
+    moment: verify it against an anchor taken earlier first. Refused for a broken chain or a
+    row whose MAC no configured key made.
+
+    \b
+    Examples:
+      OKEGUARD_AUDIT_KEY_FILE=/secure/audit-key okeguard audit seal --dry-run
+      OKEGUARD_AUDIT_KEY_FILE=/secure/audit-key okeguard audit seal
+    """
+    from okeguard.audit.keys import audit_keys, require_key
+    from okeguard.audit.seal import seal_chain
+    from okeguard.bot.identity import cli_actor_for
+
+    keys = audit_keys()
+    require_key(keys)
+    actor = cli_actor_for(config_path)
+    with _session(_url(config_path)) as session:
+        result = seal_chain(session, actor, keys=keys, rekey=rekey, dry_run=dry_run)
+        if not dry_run:
+            session.commit()
+    if not result.changed:
+        _out(f"Nothing to seal: every row has a MAC under audit key {result.key_id}.")
+        return
+    what = f"{result.sealed} row{'s' if result.sealed != 1 else ''} without a MAC"
+    if rekey:
+        what += f" and {result.rekeyed} under the previous key"
+    ids = f"ids {result.first_id}-{result.last_id}, {len(result.ranges)} range(s)"
+    if dry_run:
+        _out(f"Would seal {what} ({ids}) under audit key {result.key_id}.")
+        return
+    _out(
+        f"Sealed {what} ({ids}) under audit key {result.key_id}; audit event "
+        f"{result.event_id} (audit.sealed) records it. The seal attests the chain as it was now."
+    )
 
 
 _RELATIVE = re.compile(r"^(\d+)([mhdw])$")

@@ -393,5 +393,5 @@ def test_the_digest_reads_each_table_once(database: Database) -> None:
     finally:
         event.remove(database.engine, "before_cursor_execute", count)
     assert len(digest.clusters) == 5
-    # digests, cluster_posture, scans, findings, remediation_requests, exceptions
-    assert len(statements) == 6, statements
+    # digests, cluster_posture, scans, findings, remediation_requests, exceptions, audit_events
+    assert len(statements) == 7, statements

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from slack_sdk.models.blocks import Block, DividerBlock
 
+from okeguard.audit.anchors import Anchor
 from okeguard.bot.slack.blocks_common import (
     MAX_BLOCKS,
     SEVERITY_EMOJI,
@@ -126,6 +127,15 @@ def _clusters(clusters: Sequence[ClusterDigest], budget: int) -> list[Block]:
     return list(blocks)
 
 
+def audit_head_context(anchor: Anchor) -> Block:
+    """The audit chain's head as an anchor: short to read, in full (as code) to copy and keep."""
+    return context(
+        f":link: Audit head {code(anchor.short)}",
+        f"anchor {code(str(anchor))} — keep it: `okeguard audit verify --head` proves later "
+        "that no audit row up to it was deleted or rewritten",
+    )
+
+
 def digest_message(digest: Digest, *, chart_attached: bool) -> Message:
     """The daily digest: per cluster score, counts, new/resolved and top risks; then pending
     approvals, exceptions expiring this week and remediations applied (each capped)."""
@@ -161,6 +171,8 @@ def digest_message(digest: Digest, *, chart_attached: bool) -> Message:
             tail.append(section(f"{title}: none"))
     if chart_attached:
         tail.append(context(":chart_with_upwards_trend: The 30-day trend chart is attached."))
+    if digest.audit_head is not None:
+        tail.append(audit_head_context(digest.audit_head))
     if not digest.clusters:
         body: list[Block] = [section("No cluster has been scanned yet.")]
     else:

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
+from okeguard.audit.anchors import head_anchor, record_anchor
 from okeguard.audit.chain import append_event
 from okeguard.audit.models import (
     ClusterPosture,
@@ -306,7 +307,8 @@ def build_digest(
 
     "Since" is the channel's previous digest (for the first one: the last 24 hours). Scores and
     counts come from each cluster's newest recorded scan; ``score_change`` compares with the
-    score the previous digest reported. Reads only; one query per table.
+    score the previous digest reported. ``audit_head`` is the audit chain's head, the anchor the
+    digest publishes (None while the chain is empty). Reads only; one query per table.
     """
     now = now.astimezone(UTC)
     today = now.date()
@@ -342,6 +344,7 @@ def build_digest(
         )
     pending, applied = _requests(session, now, cutoff)
     trend = {name: t for name in names if (t := _trend(postures[name], today))}
+    head = head_anchor(session)
     return Digest(
         generated_at=now,
         since=since,
@@ -350,16 +353,22 @@ def build_digest(
         expiring_exceptions=_expiring_exceptions(session, now),
         remediations_applied=applied,
         trend=trend,
+        audit_head=head if head.id else None,
     )
 
 
 def record_digest(session: Session, digest: Digest, *, channel: str, actor: str) -> DigestRecord:
     """Store ``digest`` as sent to ``channel`` (its scores are the next digest's baseline) and
-    append its ``digest.sent`` audit event; in the caller's transaction (no commit)."""
+    append its ``digest.sent`` audit event; in the caller's transaction (no commit).
+
+    The audit head the digest published is recorded first (``audit.anchored``, and one
+    ``audit.anchor`` log line), so the chain shows when each anchor was taken."""
     scores = {c.cluster: c.score for c in digest.clusters}
     record = DigestRecord(channel=channel, sent_at=digest.generated_at, scores=scores)
     session.add(record)
     session.flush()
+    if digest.audit_head is not None:
+        record_anchor(session, digest.audit_head, actor, f"slack:{channel}", at=digest.generated_at)
     append_event(
         session,
         actor,

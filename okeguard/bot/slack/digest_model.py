@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
+from okeguard.audit.anchors import Anchor
+
 
 @dataclass(frozen=True)
 class FindingRow:
@@ -73,3 +75,5 @@ class Digest:
     remediations_applied: tuple[RequestRow, ...]  # since the previous digest
     # open findings by day and severity over the last 30 days, per cluster (the chart)
     trend: Mapping[str, Mapping[date, Mapping[str, int]]] = field(default_factory=dict)
+    # the audit chain's head when the digest was built: an anchor kept outside the database
+    audit_head: Anchor | None = None
