@@ -15,7 +15,17 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from okeguard.config_access import (
+    CliConfig,
+    ExceptionsConfig,
+    People,
+    SlackConfig,
+    check_access,
+)
 from okeguard.errors import ConfigError
+
+# People and SlackConfig moved to config_access; importers keep using okeguard.config.
+__all__ = ["CliConfig", "Config", "ExceptionsConfig", "People", "SlackConfig", "load_config"]
 
 Exposure = Literal["private", "internal", "public"]
 
@@ -208,59 +218,6 @@ class RemediationConfig(_Strict):
 SlackChannel = str
 
 
-class People(_Strict):
-    """Slack users and user groups (a group's members are resolved when checked, and cached)."""
-
-    users: tuple[str, ...] = Field((), description="Slack user IDs (U… or W…).")
-    groups: tuple[str, ...] = Field((), description="Slack user group IDs (S…).")
-
-    @model_validator(mode="after")
-    def _ids(self) -> People:
-        for user in self.users:
-            if not re.fullmatch(r"[UW][A-Z0-9]{2,}", user):
-                raise ValueError(f"'{user}' is not a Slack user ID (U… or W…, not a name)")
-        for group in self.groups:
-            if not re.fullmatch(r"S[A-Z0-9]{2,}", group):
-                raise ValueError(f"'{group}' is not a Slack user group ID (S…, not a handle)")
-        return self
-
-    @property
-    def anyone(self) -> bool:
-        return not self.users and not self.groups
-
-
-class SlackConfig(_Strict):
-    """Where the bot posts and who may do what. Tokens come from the environment only."""
-
-    channel: SlackChannel | None = Field(
-        None, description="Channel ID (C…) where scheduled scans post new findings."
-    )
-    approvals_channel: SlackChannel | None = Field(
-        None, description="Channel ID for approval requests (default: channel)."
-    )
-    requesters: People = Field(
-        default_factory=People,
-        description="Who may request fixes, snooze and accept risks (empty: anyone).",
-    )
-    approvers: People = Field(
-        default_factory=People, description="Who may approve fixes (empty: nobody can)."
-    )
-    post_interval_seconds: float = Field(
-        1.0, ge=0, description="Least time between two posts to one channel (Slack allows ~1/s)."
-    )
-    group_cache_seconds: int = Field(
-        300, ge=0, description="How long a user group's members are cached."
-    )
-
-    @model_validator(mode="after")
-    def _channels(self) -> SlackConfig:
-        for name in ("channel", "approvals_channel"):
-            value = getattr(self, name)
-            if value is not None and not re.fullmatch(r"[CG][A-Z0-9]{2,}", value):
-                raise ValueError(f"{name}: '{value}' is not a channel ID (C…; not #name)")
-        return self
-
-
 class ScanSchedule(_Strict):
     """Scan a configured cluster (or every one, ``*``) every so many minutes."""
 
@@ -309,6 +266,8 @@ class Config(_Strict):
     database: DatabaseConfig = Field(default_factory=DatabaseConfig)
     remediation: RemediationConfig = Field(default_factory=RemediationConfig)
     slack: SlackConfig = Field(default_factory=SlackConfig)
+    cli: CliConfig = Field(default_factory=CliConfig)
+    exceptions: ExceptionsConfig = Field(default_factory=ExceptionsConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     clusters: tuple[ClusterConfig, ...] = Field(
         (), description="The clusters `okeguard scan --config` scans."
@@ -320,6 +279,13 @@ class Config(_Strict):
         for name in names:
             if names.count(name) > 1:
                 raise ValueError(f"cluster name '{name}' is used twice")
+        return self
+
+    @model_validator(mode="after")
+    def _access(self) -> Config:
+        from okeguard.remediations.planners import PLANNERS
+
+        check_access(self.slack, self.cli, [c.name for c in self.clusters], list(PLANNERS))
         return self
 
     def for_cluster(self, cluster: ClusterConfig) -> Config:
@@ -380,6 +346,8 @@ def _explain(error: ValidationError, path: str) -> str:
         hint = f" (did you mean '{close[0]}'?)" if close else ""
         return f"{path}: unknown key '{_location(loc)}'{hint}"
     message = str(first["msg"]).removeprefix("Value error, ")
+    if not loc:  # a check across sections names its keys itself
+        return f"{path}: {message}"
     return f"{path}: {_location(loc)}: {message}"
 
 

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from okeguard.audit.chain import append_event, canonical_json
 from okeguard.audit.models import (
     ExceptionRule,
+    ExceptionState,
     FindingRecord,
     FindingStatus,
     RemediationRequest,
@@ -153,8 +154,15 @@ def add_exception(
     namespace: str | None = None,
     name: str | None = None,
     expires_at: datetime | None = None,
+    state: ExceptionState | str = ExceptionState.ACTIVE,
+    approved_by: str | None = None,
 ) -> ExceptionRule:
-    """Record an exception for ``check_id`` on the selected resources, with its audit event."""
+    """Record an exception for ``check_id`` on the selected resources, with its audit event.
+
+    ``state`` ``pending-approval`` records one that applies only once approved
+    (:func:`decide_exception`); ``approved_by`` names who approved one recorded active.
+    """
+    now = utcnow()
     rule = ExceptionRule(
         check_id=check_id,
         cluster=cluster,
@@ -163,8 +171,11 @@ def add_exception(
         resource_name=name,
         reason=reason,
         author=author,
-        created_at=utcnow(),
+        created_at=now,
         expires_at=expires_at,
+        state=ExceptionState(state).value,
+        approved_by=approved_by,
+        approved_at=now if approved_by else None,
     )
     session.add(rule)
     session.flush()
@@ -175,12 +186,65 @@ def add_exception(
         ("exception", rule.id),
         {
             "check_id": check_id,
-            "selector": {"cluster": cluster, "kind": kind, "namespace": namespace, "name": name},
+            "selector": _selector(rule),
             "reason": reason,
             "expires_at": expires_at.isoformat() if expires_at else None,
+            "state": rule.state,
+            "approved_by": approved_by,
         },
+        at=now,
     )
     return rule
+
+
+def _selector(rule: ExceptionRule) -> dict[str, str | None]:
+    return {
+        "cluster": rule.cluster,
+        "kind": rule.resource_kind,
+        "namespace": rule.resource_namespace,
+        "name": rule.resource_name,
+    }
+
+
+def decide_exception(
+    session: Session,
+    exception_id: int,
+    actor: str,
+    *,
+    approve: bool,
+    reason: str | None = None,
+) -> bool:
+    """Approve (``active``) or reject a ``pending-approval`` exception, by compare-and-set.
+
+    Runs ``UPDATE … WHERE id = :id AND state = 'pending-approval'``: True when this call won
+    (its ``exception.approved`` / ``exception.rejected`` event is written in the same
+    transaction), False when the exception was no longer pending (nothing is written).
+    """
+    now = utcnow()
+    new = ExceptionState.ACTIVE if approve else ExceptionState.REJECTED
+    values: dict[str, Any] = {"state": new.value}
+    if approve:
+        values.update(approved_by=actor, approved_at=now)
+    result = session.execute(
+        update(ExceptionRule)
+        .where(
+            ExceptionRule.id == exception_id,
+            ExceptionRule.state == ExceptionState.PENDING_APPROVAL.value,
+        )
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if getattr(result, "rowcount", 0) != 1:
+        return False
+    append_event(
+        session,
+        actor,
+        "exception.approved" if approve else "exception.rejected",
+        ("exception", exception_id),
+        {"from": ExceptionState.PENDING_APPROVAL.value, "to": new.value, "reason": reason},
+        at=now,
+    )
+    return True
 
 
 def remove_exception(session: Session, exception_id: int, actor: str) -> ExceptionRule | None:
@@ -197,13 +261,9 @@ def remove_exception(session: Session, exception_id: int, actor: str) -> Excepti
         ("exception", exception_id),
         {
             "check_id": rule.check_id,
-            "selector": {
-                "cluster": rule.cluster,
-                "kind": rule.resource_kind,
-                "namespace": rule.resource_namespace,
-                "name": rule.resource_name,
-            },
+            "selector": _selector(rule),
             "reason": rule.reason,
+            "state": rule.state,
         },
     )
     return rule

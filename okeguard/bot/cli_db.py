@@ -1,13 +1,13 @@
 """``okeguard db`` and ``okeguard audit``: the audit database from the command line.
 
 Database libraries are imported inside the commands so ``okeguard --help`` and scans start fast.
-Every change made here is audited with the OS user as actor.
+Every change made here is audited with the command line's user as actor (the OS uid:
+``okeguard.bot.identity.cli_actor``).
 """
 
 from __future__ import annotations
 
 import csv
-import getpass
 import io
 import json
 import re
@@ -98,6 +98,7 @@ def db_upgrade(config_path: str | None) -> None:
     from okeguard.audit import schema
     from okeguard.audit.chain import append_event
     from okeguard.audit.db import describe, make_engine, session_factory
+    from okeguard.bot.identity import cli_actor_for
 
     url = _url(config_path)
     before = schema.current_revision(url)
@@ -109,7 +110,7 @@ def db_upgrade(config_path: str | None) -> None:
             with session_factory(engine).begin() as session:
                 append_event(
                     session,
-                    getpass.getuser(),
+                    cli_actor_for(config_path),
                     "db.upgrade",
                     ("database", after or "base"),
                     {"from": before, "to": after},

@@ -1,14 +1,14 @@
 """``okeguard fix`` and ``okeguard remediations``: plans, approvals, apply and rollback from a shell.
 
 Thin: every rule lives in ``okeguard.remediations.workflow``, which the Slack bot calls too.
-The actor is the OS user. With ``remediation.cli_requires_approval`` on, ``fix --apply`` needs a
+The actor is the OS user, by uid (``okeguard.bot.identity.cli_actor``: ``cli:<name>`` from
+``cli.approvers``, else ``uid:<n>``; never ``$USER``). With ``remediation.cli_requires_approval`` on, ``fix --apply`` needs a
 request approved by someone else (``okeguard remediations approve``); off, the OS user who
 applies is recorded as the approver of their own request, with that reason in the audit trail.
 """
 
 from __future__ import annotations
 
-import getpass
 import json
 import sys
 from collections.abc import Iterator
@@ -38,12 +38,13 @@ class RemediationFailed(OkeguardError):
 
 
 @contextmanager
-def _sessions(url: str) -> Iterator[sessionmaker[Session]]:
-    """A session factory on the database at ``url``, created or migrated first (audited)."""
+def _sessions(url: str, actor: str | None = None) -> Iterator[sessionmaker[Session]]:
+    """A session factory on the database at ``url``, created or migrated first (audited as
+    ``actor``, default ``cli_actor()``)."""
     from okeguard.audit.db import make_engine, session_factory
     from okeguard.bot.cli_findings import _migrated_session
 
-    with _migrated_session(url):
+    with _migrated_session(url, actor):
         pass
     engine = make_engine(url)
     try:
@@ -246,7 +247,9 @@ def fix_command(
         raise UsageError(
             "a snapshot cannot be changed: use --context NAME or --config FILE --cluster NAME"
         )
-    actor = getpass.getuser()
+    from okeguard.bot.identity import cli_actor
+
+    actor = cli_actor(config)
     if rollback_id is not None:
         if finding:
             raise UsageError("--rollback takes a request id, not a finding")
@@ -254,7 +257,7 @@ def fix_command(
 
         live = _live(config, context=context, kubeconfig=kubeconfig, cluster=cluster)
         _confirm(yes, f"Roll back request {rollback_id} on {live.name}?")
-        with _sessions(_url(config_path)) as sessions:
+        with _sessions(_url(config_path), actor) as sessions:
             _report(rollback_request(sessions, rollback_id, actor, live), "rolled-back")
         return
     if not finding:
@@ -282,7 +285,7 @@ def fix_command(
     assert live is not None
     from okeguard.remediations import workflow
 
-    with _sessions(_url(config_path)) as sessions:
+    with _sessions(_url(config_path), actor) as sessions:
         if do_request:
             request = workflow.request_fix(sessions, plan, actor, config.remediation)
             click.echo(

@@ -1,11 +1,12 @@
 """``okeguard remediations``: list, show, approve, reject, apply and reconcile recorded requests.
 
-Thin, like ``okeguard fix`` (``cli_fix``): the rules live in ``okeguard.remediations``.
+Thin, like ``okeguard fix`` (``cli_fix``): the rules live in ``okeguard.remediations``, and who
+may approve in ``okeguard.approval_policy`` (the same rule as in Slack). The actor is the OS uid
+(``okeguard.bot.identity``), never ``$USER``.
 """
 
 from __future__ import annotations
 
-import getpass
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -176,19 +177,51 @@ def _decide(
     reason: str | None,
     config_path: str | None,
 ) -> None:
+    """Approve or reject as the command line's user: refused (and audited) unless their uid is
+    in ``cli.approvers``, in the scopes of the request's cluster and remediation, and not the
+    requester under any of their names."""
+    from okeguard.approval_policy import ApprovalRules, approval_refusal
+    from okeguard.audit.models import RemediationRequest
+    from okeguard.bot.identity import cli_identity
     from okeguard.config import load_config
+    from okeguard.exception_governance import MAX_ID
+    from okeguard.remediations.approvals import refuse
     from okeguard.remediations.workflow import decide
 
     config = load_config(config_path)
-    with _sessions(_url(config_path)) as sessions:
+    person, rules = cli_identity(config), ApprovalRules.of(config)
+    what = "approve" if approve else "reject"
+
+    def refusal(request: RemediationRequest) -> str | None:
+        return approval_refusal(
+            person,
+            rules,
+            cluster=request.plan.get("cluster"),
+            remediation=request.plan.get("remediation"),
+            requester=request.requester if approve else None,
+        )
+
+    with _sessions(_url(config_path), person.actor) as sessions:
+        if not 1 <= request_id <= MAX_ID:
+            raise refuse(
+                sessions, request_id, person.actor, what, f"no remediation request {request_id}"
+            )
+        with sessions() as session:
+            found = session.get(RemediationRequest, request_id)
+            problem = refusal(found) if found is not None else None
+        if found is None:
+            problem = f"no remediation request {request_id} (see `okeguard remediations list`)"
+        if problem:  # refused here for its reason; ``authorised`` below re-checks
+            raise refuse(sessions, request_id, person.actor, what, problem)
         request = decide(
             sessions,
             request_id,
-            getpass.getuser(),
+            person.actor,
             config.remediation,
             approve=approve,
             plan_hash=plan_hash,
             reason=reason,
+            authorised=lambda _who, current: refusal(current) is None,
         )
     click.echo(f"Request {request_id}: {request.state} by {request.approver}.", err=True)
 
@@ -210,11 +243,12 @@ def apply_approved(
 ) -> None:
     """Apply an approved request exactly as approved (refused if the target changed)."""
     from okeguard.audit.models import RemediationRequest
+    from okeguard.bot.identity import cli_actor
     from okeguard.config import load_config
     from okeguard.remediations.workflow import apply_request
 
     config = load_config(config_path)
-    with _sessions(_url(config_path)) as sessions:
+    with _sessions(_url(config_path), cli_actor(config)) as sessions:
         with sessions() as session:
             request = session.get(RemediationRequest, request_id)
             if request is None:
@@ -228,7 +262,7 @@ def apply_approved(
             cluster = plan_cluster
         live = _live(config, context=context, kubeconfig=kubeconfig, cluster=cluster)
         _confirm(yes, f"Apply request {request_id} to {live.name}?")
-        _report(apply_request(sessions, request_id, getpass.getuser(), live))
+        _report(apply_request(sessions, request_id, cli_actor(config), live))
 
 
 @remediations_group.command("reconcile")
@@ -239,6 +273,7 @@ def reconcile_requests(
     context: str | None, kubeconfig: str | None, config_path: str | None
 ) -> None:
     """Settle requests a crash left 'applying', and expire stale ones (the bot runs this at start)."""
+    from okeguard.bot.identity import cli_actor
     from okeguard.config import load_config
     from okeguard.remediations.workflow import reconcile
 
@@ -249,9 +284,10 @@ def reconcile_requests(
             return _live(config, context=None, kubeconfig=None, cluster=name)
         return _live(config, context=context or name, kubeconfig=kubeconfig, cluster=None)
 
-    with _sessions(_url(config_path)) as sessions:
+    actor = cli_actor(config)
+    with _sessions(_url(config_path), actor) as sessions:
         results = reconcile(
-            sessions, getpass.getuser(), live_for, lease_seconds=config.remediation.lease_seconds
+            sessions, actor, live_for, lease_seconds=config.remediation.lease_seconds
         )
     for r in results:
         click.echo(f"Request {r.request_id}: {r.state} ({r.reason})", err=True)

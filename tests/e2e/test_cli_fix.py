@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,14 +34,17 @@ def _env(tmp_path: Path, user: str, **extra: str) -> dict[str, str]:
     }
 
 
-def _config(tmp_path: Path, **remediation: object) -> str:
-    path = tmp_path / "okeguard.yaml"
-    doc = {
+def _config(tmp_path: Path, cli_user: str | None = None, **remediation: object) -> str:
+    """The configuration; with ``cli_user``, this process's OS uid is that approver."""
+    path = tmp_path / f"{cli_user or 'okeguard'}.yaml"
+    doc: dict[str, object] = {
         "clusters": [
             {"name": "fake", "context": "fake", "kubeconfig": str(tmp_path / "kubeconfig")}
         ],
         "remediation": {"poll_interval_seconds": 0.01, "rollout_timeout_seconds": 5, **remediation},
     }
+    if cli_user:
+        doc["cli"] = {"approvers": [{"uid": os.getuid(), "name": cli_user}]}
     path.write_text(yaml.safe_dump(doc), encoding="utf-8")
     return str(path)
 
@@ -106,8 +110,9 @@ def test_apply_then_rollback_from_the_command_line(
     ]
     assert sc["securityContext"]["runAsNonRoot"] is True
     listed = json.loads(run("remediations", "list", "--format", "json", env=env).stdout)
+    me = f"uid:{os.getuid()}"  # the OS uid, not $USER
     assert [(r["id"], r["state"], r["requester"], r["approver"]) for r in listed] == [
-        (1, "applied", "alice", "alice")
+        (1, "applied", me, me)
     ]
     shown = run("remediations", "show", "1", env=env)
     assert "remediation.step.applied" in shown.stdout and "remediation.verified" in shown.stdout
@@ -124,24 +129,27 @@ def test_apply_then_rollback_from_the_command_line(
 def test_required_approval_takes_a_second_person(
     run: Run, cluster: FakeKubeApi, tmp_path: Path
 ) -> None:
-    config = _config(tmp_path, cli_requires_approval=True)
-    alice, bob = _env(tmp_path, "alice"), _env(tmp_path, "bob")
-    refused = run(
-        "fix", "k8s.run-as-root:shop/web", "--config", config, "--apply", "--yes", env=alice
-    )
+    # two approvers; each test run has one uid, so each person has their own configuration
+    alice = _config(tmp_path, "alice", cli_requires_approval=True)
+    bob = _config(tmp_path, "bob", cli_requires_approval=True)
+    env = _env(tmp_path, "bob")  # $USER names nobody
+    refused = run("fix", "k8s.run-as-root:shop/web", "--config", alice, "--apply", "--yes", env=env)
     assert refused.returncode == 2 and "cli_requires_approval is on" in refused.stderr
-    requested = run("fix", "k8s.run-as-root:shop/web", "--config", config, "--request", env=alice)
+    requested = run("fix", "k8s.run-as-root:shop/web", "--config", alice, "--request", env=env)
     assert requested.returncode == 0, requested.stderr
     assert "Request 1 is waiting for approval" in requested.stderr
-    own = run("remediations", "approve", "1", "--config", config, env=alice)
+    shown = json.loads(run("remediations", "show", "1", "--format", "json", env=env).stdout)
+    assert shown["requester"] == "cli:alice"
+    approve = ("remediations", "approve", "1", "--hash", shown["plan_hash"])
+    own = run(*approve, "--config", alice, env=env)
     assert "a requester cannot approve their own request" in one_error_line(own)
-    approved = run("remediations", "approve", "1", "--config", config, env=bob)
-    assert approved.returncode == 0 and "approved by bob" in approved.stderr
-    applied = run("remediations", "apply", "1", "--config", config, "--yes", env=alice)
+    approved = run(*approve, "--config", bob, env=_env(tmp_path, "alice"))
+    assert approved.returncode == 0 and "approved by cli:bob" in approved.stderr
+    applied = run("remediations", "apply", "1", "--config", alice, "--yes", env=env)
     assert applied.returncode == 0, applied.stderr
     assert "Request 1: applied" in applied.stderr
     assert (
-        run("remediations", "reconcile", "--config", config, env=alice).stderr.strip()
+        run("remediations", "reconcile", "--config", alice, env=env).stderr.strip()
         == "Nothing to reconcile."
     )
 

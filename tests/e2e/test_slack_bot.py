@@ -271,6 +271,8 @@ def test_preview_opens_a_modal_and_fills_it_with_the_plan(
 
 
 def test_snooze_and_accept_risk(bot: RunningBot, slack: FakeSlackApi) -> None:
+    from datetime import timedelta
+
     from sqlalchemy import select
 
     from okeguard.audit.models import ExceptionRule, FindingRecord
@@ -307,12 +309,14 @@ def test_snooze_and_accept_risk(bot: RunningBot, slack: FakeSlackApi) -> None:
     with urllib.request.urlopen(request, timeout=10) as response:
         answer = json.loads(response.read() or b"{}")
     assert answer.get("response_action") == "errors" and "reason" in answer["errors"]
+    # within exceptions.max_days (90) of today
+    until = (bot.ctx.now() + timedelta(days=30)).date().isoformat()
     good = view_submission_body(
         "okeguard.accept_risk",
         metadata,
         {
             "reason": {"reason": "vendor image, SEC-42"},
-            "expires": {"expires": {"type": "datepicker", "selected_date": "2099-01-01"}},
+            "expires": {"expires": {"type": "datepicker", "selected_date": until}},
         },
         user_id=ALICE,
         view_id="V0OTHER",

@@ -199,11 +199,15 @@ def test_a_slack_error_raises_and_is_not_cached(slack: FakeSlackApi) -> None:
     clock = FakeClock()
     client = make_client(slack.bot_token, base_url=slack.base_url)
     auth = Authorizer(client, settings(), clock=clock)
-    slack.fail("usergroups.users.list", "no_such_subteam")
+    slack.fail("usergroups.users.list", "no_such_subteam", times=3)
     with pytest.raises(SlackApiError):
-        auth.may_approve(ALICE)
+        auth.members(APPROVERS)
+    # the approver rule fails closed, and says why
+    assert not auth.may_approve(ALICE)
+    problem = auth.approval_refusal(ALICE)
+    assert problem is not None and "cannot tell whether slack:U0ALICE is an approver" in problem
     assert auth.may_approve(ALICE)  # the next check asks again, and Slack answers
-    assert len(group_calls(slack)) == 2
+    assert len(group_calls(slack)) == 4
 
 
 def test_decide_in_slack_fails_closed_when_slack_cannot_be_asked(

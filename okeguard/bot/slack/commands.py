@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 import shlex
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
@@ -25,7 +24,7 @@ from okeguard.bot.slack import blocks
 from okeguard.bot.slack.app import once
 from okeguard.bot.slack.digest_model import RequestRow
 from okeguard.bot.slack.people import actor_of
-from okeguard.bot.slack.replies import post, refuse, upload
+from okeguard.bot.slack.replies import post, upload
 from okeguard.errors import OkeguardError
 
 if TYPE_CHECKING:
@@ -155,7 +154,9 @@ def quick(ctx: BotContext, command: Command, body: dict[str, Any]) -> blocks.Mes
     if name == "approvals":
         return _approvals(ctx)
     if name == "exceptions":
-        return _exceptions(ctx, args, body)
+        from okeguard.bot.slack.exception_commands import exceptions_command
+
+        return exceptions_command(ctx, args, body)
     if name == "history":
         if len(args) != 1:
             return blocks.usage_error(
@@ -213,77 +214,6 @@ def _approvals(ctx: BotContext) -> blocks.Message:
             if r.expires_at is None or r.expires_at > now
         ]
     return blocks.approvals_list(rows)
-
-
-def _exceptions(ctx: BotContext, args: tuple[str, ...], body: dict[str, Any]) -> blocks.Message:
-    from okeguard.audit.stores import active_exceptions, add_exception, remove_exception
-    from okeguard.bot.slack.digest import exception_selector
-    from okeguard.checks.registry import get_check
-
-    action = args[0] if args else "list"
-    actor = actor_of(body["user_id"])
-    if action == "list":
-        with ctx.sessions() as session:
-            rules = active_exceptions(session, ctx.now())
-            lines = [
-                f"#{r.id} `{r.check_id}` {exception_selector(r)}: {r.reason} (by {r.author}"
-                + (f", until {r.expires_at:%Y-%m-%d})" if r.expires_at else ")")
-                for r in rules
-            ]
-        return blocks.status_message({"Exceptions": "\n".join(lines) or "none"})
-    from okeguard.bot.slack.app import claim
-
-    if not claim(ctx, body, part="exceptions"):  # a write: once, whichever replica got it
-        return blocks.refusal("Already done.")
-    if not ctx.authorizer.may_request(body["user_id"]):
-        refuse(
-            ctx,
-            channel=body["channel_id"],
-            user=body["user_id"],
-            action=f"exceptions {action}",
-            reason="you may not change exceptions (slack.requesters)",
-        )
-        return blocks.refusal("you may not change exceptions (slack.requesters)")
-    if action == "add":
-        # add CHECK_ID CLUSTER/KIND/NAMESPACE/NAME DAYS REASON…
-        if len(args) < 5 or not args[3].rstrip("d").isdigit():
-            return blocks.usage_error(
-                "usage: /okeguard exceptions add CHECK-ID CLUSTER/KIND/NAMESPACE/NAME DAYS REASON "
-                '(* for any part, e.g. k8s.host-path shop-prod/DaemonSet/*/fluent-bit 90 "log agent")'
-            )
-        check_id, selector, days, reason = (
-            args[1],
-            args[2],
-            int(args[3].rstrip("d")),
-            " ".join(args[4:]),
-        )
-        if get_check(check_id) is None:
-            return blocks.usage_error(f"unknown check id '{check_id}' (see `okeguard checks`)")
-        parts = selector.split("/")
-        if len(parts) != 4:
-            return blocks.usage_error(f"selector '{selector}' is not CLUSTER/KIND/NAMESPACE/NAME")
-        cluster, kind, namespace, name = (None if p in ("*", "") else p for p in parts)
-        with ctx.sessions.begin() as session:
-            rule = add_exception(
-                session,
-                check_id=check_id,
-                reason=reason,
-                author=actor,
-                cluster=cluster,
-                kind=kind,
-                namespace=namespace,
-                name=name,
-                expires_at=ctx.now() + timedelta(days=days),
-            )
-            rule_id = rule.id
-        return blocks.refusal(f"Exception #{rule_id} added for {days} days.")
-    if action == "remove":
-        if len(args) != 2 or not args[1].lstrip("#").isdigit():
-            return blocks.usage_error("usage: /okeguard exceptions remove ID")
-        with ctx.sessions.begin() as session:
-            removed = remove_exception(session, int(args[1].lstrip("#")), actor)
-        return blocks.refusal("Exception removed." if removed else f"No exception {args[1]}.")
-    return blocks.usage_error("usage: /okeguard exceptions [list|add|remove]")
 
 
 def _history(ctx: BotContext, resource: str) -> blocks.Message:

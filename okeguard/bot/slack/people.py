@@ -12,7 +12,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from okeguard.config import People, SlackConfig
+from okeguard.approval_policy import ApprovalRules, approval_refusal, slack_person
+from okeguard.config import Config, People, SlackConfig
 
 SLACK_ACTOR_PREFIX = "slack:"
 
@@ -53,13 +54,49 @@ class Authorizer:
         return any(user_id in self.members(group) for group in people.groups)
 
     def may_request(self, user_id: str) -> bool:
-        """Requesters: anyone when none are configured."""
+        """Requesters: anyone when none are configured; approvers too."""
         requesters = self.settings.requesters
-        return requesters.anyone or self._in(requesters, user_id) or self.may_approve(user_id)
-
-    def may_approve(self, user_id: str) -> bool:
-        """Approvers: nobody when none are configured."""
+        if requesters.anyone or self._in(requesters, user_id):
+            return True
         return self._in(self.settings.approvers, user_id)
+
+    def may_approve(
+        self,
+        user_id: str,
+        *,
+        cluster: str | None = None,
+        remediation: str | None = None,
+        requester: str | None = None,
+        config: Config | None = None,
+    ) -> bool:
+        """Approvers (nobody when none are configured), narrowed by the scopes of ``cluster``
+        and ``remediation``: see :func:`okeguard.approval_policy.approval_refusal`."""
+        problem = self.approval_refusal(
+            user_id, cluster=cluster, remediation=remediation, requester=requester, config=config
+        )
+        return problem is None
+
+    def approval_refusal(
+        self,
+        user_id: str,
+        *,
+        cluster: str | None = None,
+        remediation: str | None = None,
+        requester: str | None = None,
+        config: Config | None = None,
+    ) -> str | None:
+        """Why ``user_id`` may not approve (None: they may). ``config``, when given, adds the
+        command line's names of the same people (``cli.approvers``) and
+        ``remediation.allow_self_approval``; without it only ``slack`` settings count."""
+        rules = ApprovalRules.of(config) if config is not None else ApprovalRules(self.settings)
+        return approval_refusal(
+            slack_person(user_id, rules.cli),
+            rules,
+            cluster=cluster,
+            remediation=remediation,
+            requester=requester,
+            members=self.members,
+        )
 
     def describe_approvers(self) -> str:
         """The approvers as Slack mentions, for messages."""
