@@ -29,7 +29,9 @@ from typing import IO, Any
 
 REDACTED = "[REDACTED]"
 SECRET_ENV_PREFIXES = ("SLACK_",)
-SECRET_ENV_NAMES = frozenset({"OKEGUARD_DATABASE_URL", "PGPASSWORD"})
+SECRET_ENV_NAMES = frozenset(
+    {"OKEGUARD_DATABASE_URL", "PGPASSWORD", "OKEGUARD_AUDIT_KEY", "OKEGUARD_AUDIT_KEY_PREVIOUS"}
+)
 MIN_SECRET_LENGTH = 8  # shorter env values ("1", "true") would shred every log line
 
 _request_id: ContextVar[str | None] = ContextVar("okeguard_request_id", default=None)

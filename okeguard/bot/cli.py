@@ -251,8 +251,9 @@ def scan(
         click.echo(summary_line(report), err=True)
     if record:
         from okeguard.bot.cli_findings import record_report
+        from okeguard.bot.identity import cli_actor
 
-        recorded = record_report(report, config.database.url)
+        recorded = record_report(report, config.database.url, cli_actor(config))
         if not quiet:
             click.echo(recorded.summary(), err=True)
     if threshold is not None:

@@ -303,6 +303,7 @@ def fix_command(
                     "have someone else run 'okeguard remediations approve ID', then apply it"
                 )
         else:
+            _may_self_approve(config, plan)
             request = workflow.request_fix(sessions, plan, actor, config.remediation)
             workflow.decide(
                 sessions,
@@ -317,6 +318,25 @@ def fix_command(
             request_id = request.id
         click.echo(f"Applying request {request_id}…", err=True)
         _report(workflow.apply_request(sessions, request_id, actor, live))
+
+
+def _may_self_approve(config: Config, plan: Plan) -> None:
+    """With approvers configured, ``fix --apply`` (its user approving their own fix) is held to
+    the same policy as an approval: an approver, within the plan's cluster and remediation
+    scopes. Only where nobody is configured as an approver does the OS user approve alone."""
+    from okeguard.approval_policy import ApprovalRules, approval_refusal
+    from okeguard.bot.identity import cli_identity
+
+    if config.slack.approvers.anyone and not config.cli.approvers:
+        return
+    problem = approval_refusal(
+        cli_identity(config),
+        ApprovalRules.of(config),
+        cluster=plan.cluster,
+        remediation=plan.remediation,
+    )
+    if problem:
+        raise UsageError(f"fix --apply: {problem}; use --request and have an approver approve it")
 
 
 def _confirm(yes: bool, question: str) -> None:

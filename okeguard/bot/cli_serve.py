@@ -86,6 +86,7 @@ def start_bot(
     from concurrent.futures import ProcessPoolExecutor
 
     from okeguard.audit.db import make_engine, session_factory
+    from okeguard.audit.keys import audit_keys
     from okeguard.bot.cli_fix import _sessions
     from okeguard.bot.slack.actions import show_reconciled
     from okeguard.bot.slack.app import build_app
@@ -100,6 +101,7 @@ def start_bot(
     from okeguard.remediations.workflow import reconcile
 
     register_secrets(secrets_from_env(env))  # never logged, even when passed in, not inherited
+    audit_keys()  # a malformed audit key stops the bot now, not at its first audit event
     token = _env("SLACK_BOT_TOKEN", env, "the bot token (xoxb-…) of the Slack app")
     signing_secret = None
     if http_port is not None:

@@ -93,12 +93,13 @@ def decide(
     approve: bool,
     plan_hash: str | None = None,
     reason: str | None = None,
-    authorised: Callable[[str, RemediationRequest], bool] | None = None,
+    authorised: Callable[[str, RemediationRequest], bool | str] | None = None,
     self_approval: bool = False,
     now: datetime | None = None,
 ) -> RemediationRequest:
     """Approve or reject a pending request, by compare-and-set. Raises :class:`Refused`.
 
+    ``authorised(approver, request)`` returns True to allow, or False or the reason to refuse.
     ``self_approval`` is for ``okeguard fix --apply`` with ``cli_requires_approval`` off, where
     the OS user applying is, knowingly and on record, their own approver.
     """
@@ -110,7 +111,7 @@ def decide(
         remediation = str(request.plan.get("remediation"))
         stored_hash = request.plan_hash
         timed_out = has_expired(request, now)
-        allowed = authorised is None or authorised(approver, request)
+        allowed = True if authorised is None else authorised(approver, request)
     if state != S.PENDING_APPROVAL.value:
         raise refuse(sessions, request_id, approver, what, f"it is {state}, not pending approval")
     if timed_out:
@@ -124,9 +125,10 @@ def decide(
                 reason="approval window passed",
             )
         raise refuse(sessions, request_id, approver, what, "it expired before it was approved")
-    if not allowed:
+    if allowed is not True:
+        why = allowed if isinstance(allowed, str) and allowed else None
         raise refuse(
-            sessions, request_id, approver, what, f"{approver} may not approve remediations"
+            sessions, request_id, approver, what, why or f"{approver} may not approve remediations"
         )
     own = approver == requester and not self_approval
     if approve and own and remediation not in settings.allow_self_approval:

@@ -24,6 +24,7 @@ from okeguard.exception_governance import Waiver, add_governed
 from okeguard.remediations.approvals import request_fix
 from okeguard.remediations.plan import Plan
 from tests.e2e.conftest import Run, one_error_line
+from tests.fakes.kube_api import FakeKubeApi
 from tests.helpers import deployment
 from tests.integration import database as databases
 from tests.integration.database import Database
@@ -299,3 +300,47 @@ def _run_as_root_status(run: Run, database: Database, manifests: Path) -> str:
     listed = json.loads(run("findings", "list", "--format", "json", env=_env(database)).stdout)
     [status] = {f["status"] for f in listed if f["check_id"] == "k8s.run-as-root"}
     return str(status)
+
+
+def test_the_command_line_approves_only_the_whole_hash(
+    run: Run, tmp_path: Path, database: Database
+) -> None:
+    request_id, plan_hash = _request(database, "slack:U0CAROL")
+    mine = _config(tmp_path, "mine", cli=_me_as("alice"))
+    missing = run("remediations", "approve", str(request_id), "--config", mine, env=_env(database))
+    assert missing.returncode == 2 and "--hash" in missing.stderr
+    assert "Traceback" not in missing.stderr
+    for named in (plan_hash[:12], plan_hash[:63], "", "0" * 64):
+        refused = run(
+            "remediations",
+            "approve",
+            str(request_id),
+            *("--hash", named, "--config", mine),
+            env=_env(database),
+        )
+        assert "hash" in one_error_line(refused), named
+    assert _state(database, request_id) == ("pending-approval", None)
+    assert len(_events(database, "remediation.refused")) == 4
+
+
+def test_fix_apply_is_held_to_the_approver_policy_once_approvers_exist(
+    run: Run, tmp_path: Path, database: Database, cluster: FakeKubeApi
+) -> None:
+    """Approving one's own fix with ``fix --apply`` is not a way around the approver rules."""
+    path = tmp_path / "slack-approves.yaml"
+    doc = {
+        "clusters": [
+            {"name": "prod", "context": "fake", "kubeconfig": str(tmp_path / "kubeconfig")}
+        ],
+        "slack": {"approvers": {"users": ["U0BOB"]}},
+    }
+    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    before = cluster.get_object("Deployment", "web", "shop")["spec"]
+    args = ("fix", "k8s.run-as-root:shop/web", "--config", str(path), "--cluster", "prod")
+    result = run(*args, "--apply", "--yes", env=_env(database))
+    # the plan is previewed on stdout, then refused in one line before anything is recorded
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert "approving on the command line is off" in line and "--request" in line
+    assert _events(database, "remediation.proposed") == []
+    assert cluster.get_object("Deployment", "web", "shop")["spec"] == before

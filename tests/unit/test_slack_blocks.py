@@ -502,7 +502,7 @@ def test_help_and_usage_error() -> None:
         "findings [cluster] [severity]",
         "fix FINDING",
         "approvals",
-        "exceptions [add|list|remove]",
+        "exceptions [add|list|remove|approve|reject]",
         "history RESOURCE",
         "digest",
         "status",

@@ -384,7 +384,7 @@ def decide_in_slack(
 
     actor = actor_of(user)
 
-    def authorised(who: str, request: RemediationRequest) -> bool:
+    def authorised(who: str, request: RemediationRequest) -> bool | str:
         # The scopes of the request's cluster and remediation apply; the same person under
         # another name (cli.approvers[].slack_user) counts as the requester. ``decide`` itself
         # refuses the exact requester, with its own message.
@@ -399,9 +399,7 @@ def decide_in_slack(
         except Exception as exc:  # Slack could not tell us: fail closed
             log.warning("could not read the approvers' groups: %s", type(exc).__name__)
             return False
-        if problem:
-            log.info("request %s: %s", request.id, problem)
-        return problem is None
+        return problem or True
 
     what = "approve" if approve else "reject"
     if clicked is not None:

@@ -96,7 +96,7 @@ SUBCOMMANDS: tuple[tuple[str, str], ...] = (
     ("findings [cluster] [severity]", "list open findings, worst first"),
     ("fix FINDING", "preview the fix of a finding (fingerprint prefix) and request it"),
     ("approvals", "remediation requests waiting for approval"),
-    ("exceptions [add|list|remove]", "accepted risks and waivers"),
+    ("exceptions [add|list|remove|approve|reject]", "accepted risks and waivers"),
     ("history RESOURCE", "what happened to a resource, e.g. Deployment/shop/web"),
     ("digest", "post the digest now"),
     ("status", "the bot's clusters, last scans, scheduler and database"),
