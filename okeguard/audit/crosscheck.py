@@ -31,7 +31,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from okeguard.audit.models import AuditEvent, ExceptionRule, RemediationRequest, RequestState
-from okeguard.audit.stores import plan_hash
+from okeguard.audit.stores import exception_selector, plan_hash
 
 REQUEST, EXCEPTION = "remediation_request", "exception"
 S = RequestState
@@ -158,15 +158,6 @@ def _request_problems(request: RemediationRequest, events: Sequence[Event]) -> l
     return problems
 
 
-def _selector(rule: ExceptionRule) -> dict[str, str | None]:
-    return {
-        "cluster": rule.cluster,
-        "kind": rule.resource_kind,
-        "namespace": rule.resource_namespace,
-        "name": rule.resource_name,
-    }
-
-
 def _when(value: object) -> datetime | None:
     if not isinstance(value, str):
         return None
@@ -192,9 +183,9 @@ def _exception_problems(rule: ExceptionRule, events: Sequence[Event]) -> list[st
             f"recorded {recorded_check}"
         )
     recorded_selector = added.payload.get("selector")
-    if recorded_selector != _selector(rule):
+    if recorded_selector != exception_selector(rule):
         problems.append(
-            f"selector is {json.dumps(_selector(rule), sort_keys=True)} but its exception.added "
+            f"selector is {json.dumps(exception_selector(rule), sort_keys=True)} but its exception.added "
             f"event (event {added.id}) recorded {json.dumps(recorded_selector, sort_keys=True)}"
         )
     if "expires_at" in added.payload and _when(added.payload["expires_at"]) != rule.expires_at:

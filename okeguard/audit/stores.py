@@ -186,7 +186,7 @@ def add_exception(
         ("exception", rule.id),
         {
             "check_id": check_id,
-            "selector": _selector(rule),
+            "selector": exception_selector(rule),
             "reason": reason,
             "expires_at": expires_at.isoformat() if expires_at else None,
             "state": rule.state,
@@ -197,7 +197,8 @@ def add_exception(
     return rule
 
 
-def _selector(rule: ExceptionRule) -> dict[str, str | None]:
+def exception_selector(rule: ExceptionRule) -> dict[str, str | None]:
+    """An exception's resource selector, as its audit events record it."""
     return {
         "cluster": rule.cluster,
         "kind": rule.resource_kind,
@@ -261,7 +262,7 @@ def remove_exception(session: Session, exception_id: int, actor: str) -> Excepti
         ("exception", exception_id),
         {
             "check_id": rule.check_id,
-            "selector": _selector(rule),
+            "selector": exception_selector(rule),
             "reason": rule.reason,
             "state": rule.state,
         },

@@ -121,6 +121,21 @@ def _okeguard(database: Database, tmp_path: Path, *args: str) -> subprocess.Pope
     )
 
 
+def _rotation_in_step_4(
+    database: Database, cluster: FakeKubeApi, config_path: Path, tmp_path: Path
+) -> tuple[int, str, subprocess.Popen[str]]:
+    """Approve the rotation, start ``okeguard remediations apply`` in a process, and return once
+    it waits in step 4 for the consumer's rollout (held): (request id, new token, the process)."""
+    request_id, new_token = _approved_rotation(database, load_config(config_path))
+    cluster.hold_rollouts("Deployment", "shop", "deployer")
+    args = ("remediations", "apply", str(request_id), "--yes", "--config", str(config_path))
+    run = _okeguard(database, tmp_path, *args)
+    wait_for(
+        "the run to reach step 4", lambda: _reaches_await(database, request_id, run), timeout=60
+    )
+    return request_id, new_token, run
+
+
 def _events(database: Database, request_id: int) -> list[dict[str, Any]]:
     with database.sessions() as session:
         return workflow.request_events(session, request_id)
@@ -165,23 +180,8 @@ def test_a_run_paused_past_its_lease_is_taken_over_once_and_stops_writing(
 ) -> None:
     """The repro of issue 11: before the lease, reconcile rolled back while the paused run went on
     to delete the old token, leaving no token and a database saying ``rolled-back``."""
-    config = load_config(config_path)
-    request_id, new_token = _approved_rotation(database, config)
-    cluster.hold_rollouts("Deployment", "shop", "deployer")
-    run = _okeguard(
-        database,
-        tmp_path,
-        "remediations",
-        "apply",
-        str(request_id),
-        "--yes",
-        "--config",
-        str(config_path),
-    )
+    request_id, new_token, run = _rotation_in_step_4(database, cluster, config_path, tmp_path)
     try:
-        wait_for(
-            "the run to reach step 4", lambda: _reaches_await(database, request_id, run), timeout=60
-        )
         os.kill(run.pid, signal.SIGSTOP)  # frozen: no heartbeat, no writes
         time.sleep(LEASE + 0.5)
         rival = _okeguard(
@@ -216,22 +216,7 @@ def test_a_run_paused_past_its_lease_is_taken_over_once_and_stops_writing(
 def test_reconcile_leaves_a_live_run_alone_and_the_run_finishes(
     database: Database, cluster: FakeKubeApi, config_path: Path, tmp_path: Path
 ) -> None:
-    config = load_config(config_path)
-    request_id, new_token = _approved_rotation(database, config)
-    cluster.hold_rollouts("Deployment", "shop", "deployer")
-    run = _okeguard(
-        database,
-        tmp_path,
-        "remediations",
-        "apply",
-        str(request_id),
-        "--yes",
-        "--config",
-        str(config_path),
-    )
-    wait_for(
-        "the run to reach step 4", lambda: _reaches_await(database, request_id, run), timeout=60
-    )
+    request_id, new_token, run = _rotation_in_step_4(database, cluster, config_path, tmp_path)
     time.sleep(LEASE + 0.5)  # longer than one lease: only the heartbeat keeps it
     rival = _okeguard(database, tmp_path, "remediations", "reconcile", "--config", str(config_path))
     _, rival_err = rival.communicate(timeout=120)
@@ -254,22 +239,7 @@ def test_two_reconcilers_settle_a_crashed_run_once(
     database: Database, cluster: FakeKubeApi, config_path: Path, tmp_path: Path
 ) -> None:
     """A crashed run (killed, lease run out) is claimed by exactly one of two reconcilers."""
-    config = load_config(config_path)
-    request_id, new_token = _approved_rotation(database, config)
-    cluster.hold_rollouts("Deployment", "shop", "deployer")
-    run = _okeguard(
-        database,
-        tmp_path,
-        "remediations",
-        "apply",
-        str(request_id),
-        "--yes",
-        "--config",
-        str(config_path),
-    )
-    wait_for(
-        "the run to reach step 4", lambda: _reaches_await(database, request_id, run), timeout=60
-    )
+    request_id, new_token, run = _rotation_in_step_4(database, cluster, config_path, tmp_path)
     run.kill()
     run.communicate(timeout=30)
     time.sleep(LEASE + 0.5)
