@@ -341,11 +341,6 @@ def rollback_request(
     return ApplyResult(request_id, outcome.state, outcome.reason, approved_hash)
 
 
-# What reconcile takes over once the run's lease ran out: a run cut short, a failed run with
-# steps still in effect, and a rollback cut short (applied, still owned).
-UNSETTLED = (S.APPLYING, S.FAILED, S.APPLIED)
-
-
 def reconcile(
     sessions: sessionmaker[Session],
     actor: str,
@@ -373,6 +368,8 @@ def reconcile(
             )
         ).all()
         expiring = [(r.id, r.state) for r in stale]
+        # a run cut short, a failed run with steps still in effect, and a rollback cut short
+        # (applied, still owned); each is claimed below only once its lease has run out
         open_runs = session.scalars(
             select(RemediationRequest)
             .where(

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
 from okeguard.audit.chain import verify_chain
 from okeguard.audit.models import RemediationRequest
@@ -228,6 +229,46 @@ def test_a_rollback_refuses_to_overwrite_a_later_change(
     assert result.state == "failed"
     assert _template(kube_api)["spec"]["containers"][0]["securityContext"]["runAsUser"] == 4242
     assert "remediation.step.rollback-failed" in _actions(database, request_id)
+
+
+def _owned_by_another_run(database: Database, request_id: int, lease_until: Any) -> None:
+    """What another process's claim leaves in the row: its owner id and its lease."""
+    with database.sessions.begin() as session:
+        session.execute(
+            update(RemediationRequest)
+            .where(RemediationRequest.id == request_id)
+            .values(owner="other-host:4242:feedbeef", lease_until=lease_until)
+        )
+
+
+def test_a_rollback_is_refused_while_another_run_holds_the_request(
+    database: Database, kube_api: FakeKubeApi, live: LiveCluster
+) -> None:
+    request_id = _approved(database, _plan(live, "k8s.run-as-root"))
+    assert workflow.apply_request(database.sessions, request_id, "bob", live).state == "applied"
+    fixed = _template(kube_api)
+    _owned_by_another_run(database, request_id, utcnow() + timedelta(seconds=30))
+    with pytest.raises(workflow.Refused, match="another run holds it"):
+        workflow.rollback_request(database.sessions, request_id, "carol", live)
+    assert _template(kube_api) == fixed
+    assert _state(database, request_id).state == "applied"
+
+
+def test_a_rollback_cut_short_is_finished_by_reconcile(
+    database: Database, kube_api: FakeKubeApi, live: LiveCluster
+) -> None:
+    """A rollback that claimed the request and died: once its lease ran out, reconcile undoes
+    what is still in effect and settles the request rolled-back."""
+    before = _template(kube_api)
+    request_id = _approved(database, _plan(live, "k8s.run-as-root"))
+    assert workflow.apply_request(database.sessions, request_id, "bob", live).state == "applied"
+    _owned_by_another_run(database, request_id, utcnow() - timedelta(seconds=1))
+    [result] = workflow.reconcile(database.sessions, "okeguard-bot", lambda name: live)
+    assert (result.request_id, result.state) == (request_id, "rolled-back")
+    assert _template(kube_api) == before
+    stored = _state(database, request_id)
+    assert (stored.state, stored.owner, stored.lease_until) == ("rolled-back", None, None)
+    _chain_ok(database)
 
 
 def test_a_default_deny_policy_is_created_and_rolled_back(

@@ -330,18 +330,23 @@ def _show_final_state(ctx: BotContext, request_id: int, user: str) -> None:
         )
 
 
-def _approval_messages(
-    ctx: BotContext, request_id: int, clicked: tuple[str, str] | None = None
-) -> list[tuple[str, str]]:
-    """The request's approval messages (channel, ts) as posted, plus the clicked one if its ts
-    was not recorded yet (a click faster than the bot's own bookkeeping)."""
+def _posted(ctx: BotContext, request_id: int) -> list[tuple[str, str]]:
+    """(channel, ts) of the request's approval messages; ts is "" while it is being posted."""
     with ctx.sessions() as session:
         rows = session.scalars(
             select(SlackMessage).where(
                 SlackMessage.request_id == request_id, SlackMessage.kind == "approval"
             )
         ).all()
-        found = [(r.channel, r.ts) for r in rows if r.ts]
+        return [(r.channel, r.ts) for r in rows]
+
+
+def _approval_messages(
+    ctx: BotContext, request_id: int, clicked: tuple[str, str] | None = None
+) -> list[tuple[str, str]]:
+    """The request's approval messages (channel, ts) as posted, plus the clicked one if its ts
+    was not recorded yet (a click faster than the bot's own bookkeeping)."""
+    found = [(channel, ts) for channel, ts in _posted(ctx, request_id) if ts]
     if clicked is not None and clicked[1] and clicked not in found:
         found.append(clicked)
     return found
@@ -351,13 +356,7 @@ def _binding_problem(ctx: BotContext, request_id: int, clicked: tuple[str, str])
     """Why a click on (channel, ts) is not a click on request ``request_id``'s approval message
     (None when it is). A message posted but whose ts is not recorded yet binds by channel."""
     channel, ts = clicked
-    with ctx.sessions() as session:
-        rows = session.scalars(
-            select(SlackMessage).where(
-                SlackMessage.request_id == request_id, SlackMessage.kind == "approval"
-            )
-        ).all()
-        posted = [(r.channel, r.ts) for r in rows]
+    posted = _posted(ctx, request_id)
     if ts and ((channel, ts) in posted or (channel, "") in posted):
         return None
     return f"this button is not on request {request_id}'s approval message"
