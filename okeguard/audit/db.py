@@ -20,6 +20,15 @@ from okeguard.errors import OkeguardError
 
 ENV_URL = "OKEGUARD_DATABASE_URL"
 
+# PostgreSQL session limits set on every connection okeguard opens (unless the URL's ``options``
+# already set them). A process frozen inside a transaction (a stopped container, a paused VM)
+# would otherwise hold its row locks for ever and every other replica's compare-and-set on that
+# row would wait for ever too: the server ends such a session after IDLE_TRANSACTION_SECONDS,
+# and nobody waits longer than LOCK_WAIT_SECONDS for a lock. okeguard never keeps a transaction
+# open across a call to a cluster, OCI or Slack, so neither limit is near its own work.
+IDLE_TRANSACTION_SECONDS = 60
+LOCK_WAIT_SECONDS = 90
+
 
 class DatabaseError(OkeguardError):
     """The database is unreachable, misconfigured or not migrated (names it without a password)."""
@@ -86,7 +95,29 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         raise DatabaseError(f"cannot use database {display_url(parsed)}: {exc}") from None
     if backend == "sqlite":
         _serialise_sqlite_writes(engine)
+    else:
+        _limit_postgresql_sessions(engine, str(parsed.query.get("options", "")))
     return engine
+
+
+def _limit_postgresql_sessions(engine: Engine, url_options: str) -> None:
+    """Name every session after its process and bound idle transactions and lock waits."""
+    settings = {"application_name": f"okeguard:{os.getpid()}"}
+    if "idle_in_transaction_session_timeout" not in url_options:
+        settings["idle_in_transaction_session_timeout"] = f"{IDLE_TRANSACTION_SECONDS}s"
+    if "lock_timeout" not in url_options:
+        settings["lock_timeout"] = f"{LOCK_WAIT_SECONDS}s"
+
+    @event.listens_for(engine, "connect")
+    def _set_limits(dbapi_connection: Any, _record: Any) -> None:
+        autocommit = dbapi_connection.autocommit
+        dbapi_connection.autocommit = True
+        try:
+            with dbapi_connection.cursor() as cursor:
+                for name, value in settings.items():
+                    cursor.execute("SELECT set_config(%s, %s, false)", (name, value))
+        finally:
+            dbapi_connection.autocommit = autocommit
 
 
 def _serialise_sqlite_writes(engine: Engine) -> None:

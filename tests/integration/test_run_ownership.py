@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import os
 import signal
+import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
@@ -19,8 +20,12 @@ from typing import Any
 
 import pytest
 import yaml
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
+from okeguard.audit import schema
 from okeguard.audit.chain import verify_chain
+from okeguard.audit.db import make_engine, session_factory
 from okeguard.audit.models import RemediationRequest
 from okeguard.config import Config, load_config
 from okeguard.remediations import workflow
@@ -64,6 +69,17 @@ def _token_objects() -> list[dict[str, Any]]:
         },
         deployer,
     ]
+
+
+@pytest.fixture
+def pg_database(postgres_url: str) -> Iterator[Database]:
+    """A migrated PostgreSQL schema, for what only a database server can do."""
+    schema.upgrade(postgres_url)
+    engine = make_engine(postgres_url)
+    try:
+        yield Database(postgres_url, engine, session_factory(engine))
+    finally:
+        engine.dispose()
 
 
 @pytest.fixture
@@ -162,6 +178,41 @@ def _state(database: Database, request_id: int) -> RemediationRequest:
         return request
 
 
+def _in_transaction(database: Database, pid: int) -> bool:
+    """Whether process ``pid`` holds an open transaction on the database right now."""
+    if database.dialect == "postgresql":
+        query = text(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE application_name = :name AND state NOT IN ('idle')"
+        )
+        with database.engine.connect() as conn:
+            return bool(conn.execute(query, {"name": f"okeguard:{pid}"}).scalar())
+    probe = sqlite3.connect(str(database.engine.url.database), timeout=0, isolation_level=None)
+    try:
+        probe.execute("BEGIN IMMEDIATE")  # fails at once while another writer holds the lock
+        probe.execute("ROLLBACK")
+        return False
+    except sqlite3.OperationalError:
+        return True
+    finally:
+        probe.close()
+
+
+def _freeze_between_transactions(database: Database, run: subprocess.Popen[str]) -> None:
+    """SIGSTOP the run at a moment it holds no transaction: the pause a lease is for.
+
+    (A process frozen *inside* a transaction is the server's to end on PostgreSQL; see
+    ``test_a_transaction_left_open_does_not_block_reconcile``.)
+    """
+    for _ in range(200):
+        os.kill(run.pid, signal.SIGSTOP)
+        if not _in_transaction(database, run.pid):
+            return
+        os.kill(run.pid, signal.SIGCONT)
+        time.sleep(0.013)
+    raise AssertionError("the run never paused between transactions")
+
+
 def _exists(api: FakeKubeApi, kind: str, name: str) -> bool:
     try:
         api.get_object(kind, name, "shop")
@@ -182,7 +233,7 @@ def test_a_run_paused_past_its_lease_is_taken_over_once_and_stops_writing(
     to delete the old token, leaving no token and a database saying ``rolled-back``."""
     request_id, new_token, run = _rotation_in_step_4(database, cluster, config_path, tmp_path)
     try:
-        os.kill(run.pid, signal.SIGSTOP)  # frozen: no heartbeat, no writes
+        _freeze_between_transactions(database, run)  # frozen: no heartbeat, no writes
         time.sleep(LEASE + 0.5)
         rival = _okeguard(
             database, tmp_path, "remediations", "reconcile", "--config", str(config_path)
@@ -306,3 +357,58 @@ def test_reconcile_never_settles_a_run_as_applied_while_it_is_still_verifying(
     assert _state(database, request.id).state == "rolled-back"
     actions = [e["action"] for e in _events(database, request.id)]
     assert "remediation.applied" not in actions and "remediation.reconcile-started" not in actions
+
+
+def test_a_transaction_left_open_does_not_block_reconcile(
+    pg_database: Database, cluster: FakeKubeApi, config_path: Path, tmp_path: Path
+) -> None:
+    """A process frozen inside a transaction holds the request's row lock: on PostgreSQL the
+    server ends that session after its idle-in-transaction limit and reconcile goes on. (SQLite
+    has no server to end a frozen writer: docs/operations.md says so.)"""
+    database = pg_database
+    request_id, new_token, run = _rotation_in_step_4(database, cluster, config_path, tmp_path)
+    run.kill()
+    run.communicate(timeout=30)
+    # the frozen holder: a session with a short limit, its row lock taken and never committed
+    holder_engine = make_engine(database.url + "%20-cidle_in_transaction_session_timeout%3D2s")
+    holder = holder_engine.connect()
+    try:
+        holder.execute(
+            text("UPDATE remediation_requests SET lease_until = lease_until WHERE id = :id"),
+            {"id": request_id},
+        )
+        time.sleep(LEASE + 0.5)
+        started = time.monotonic()
+        rival = _okeguard(
+            database, tmp_path, "remediations", "reconcile", "--config", str(config_path)
+        )
+        _, rival_err = rival.communicate(timeout=120)
+        waited = time.monotonic() - started
+        assert rival.returncode == 0, rival_err
+        assert f"Request {request_id}: rolled-back" in rival_err
+        assert waited < 30, f"reconcile waited {waited:.0f} s for a dead transaction"
+        with pytest.raises(DBAPIError):  # the server ended the holder's session
+            holder.execute(text("SELECT 1"))
+    finally:
+        holder.close()
+        holder_engine.dispose()
+    assert not _exists(cluster, "Secret", new_token) and _exists(cluster, "Secret", "ci-token")
+
+
+def test_postgresql_sessions_are_named_and_bounded(pg_database: Database) -> None:
+    database = pg_database
+    with database.engine.connect() as conn:
+        name, idle, lock = conn.execute(
+            text(
+                "SELECT current_setting('application_name'), "
+                "current_setting('idle_in_transaction_session_timeout'), "
+                "current_setting('lock_timeout')"
+            )
+        ).one()
+    assert (name, idle, lock) == (f"okeguard:{os.getpid()}", "1min", "90s")
+    engine = make_engine(database.url + "%20-clock_timeout%3D5s")
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(text("SHOW lock_timeout")).scalar() == "5s"
+    finally:
+        engine.dispose()
