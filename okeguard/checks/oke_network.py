@@ -62,19 +62,35 @@ def cluster_nsg_ids(state: OciState, cluster: OkeCluster) -> list[str]:
     return list(dict.fromkeys(ids))
 
 
-def rule_label(rule: SecurityRule) -> str:
-    """``ingress rule 0.0.0.0/0 TCP 22 (stateful)``."""
+def _span(low: int, high: int) -> str:
+    return f"{low}" if low == high else f"{low}-{high}"
+
+
+def _what(rule: SecurityRule) -> str:
+    """The protocol and what of it the rule matches, never wider than the rule."""
     if rule.protocol == "all":
-        what = "all protocols all ports"
-    else:
-        what = PROTOCOL_NAMES.get(rule.protocol, f"protocol {rule.protocol}")
-        if rule.all_ports:
-            what += " all ports"
-        elif rule.ports is not None:
-            low, high = rule.ports.min, rule.ports.max
-            what += f" {low}" if low == high else f" {low}-{high}"
+        return "all protocols all ports"
+    what = PROTOCOL_NAMES.get(rule.protocol, f"protocol {rule.protocol}")
+    if rule.protocol in ("1", "58"):
+        if rule.icmp is None:
+            return f"{what} all types"
+        code = "" if rule.icmp.code is None else f" code {rule.icmp.code}"
+        return f"{what} type {rule.icmp.type}{code}"
+    dport = "all ports" if rule.all_ports else ""
+    if rule.ports is not None:
+        dport = _span(rule.ports.min, rule.ports.max)
+    if rule.source_ports is not None:
+        sport = _span(rule.source_ports.min, rule.source_ports.max)
+        return f"{what} sport {sport} -> dport {dport.replace('all ports', 'all')}"
+    return f"{what} {dport}" if dport else what
+
+
+def rule_label(rule: SecurityRule) -> str:
+    """``ingress rule 0.0.0.0/0 TCP 22 (stateful)``; source ports and ICMP type/code are named
+    (``TCP sport 443 -> dport all``, ``ICMP type 3 code 4``), so a label is never wider than its
+    rule."""
     state = "stateless" if rule.stateless else "stateful"
-    return f"{rule.direction} rule {rule.peer} {what} ({state})"
+    return f"{rule.direction} rule {rule.peer} {_what(rule)} ({state})"
 
 
 def world_exposure(rule: SecurityRule) -> tuple[Severity, str] | None:
@@ -82,6 +98,7 @@ def world_exposure(rule: SecurityRule) -> tuple[Severity, str] | None:
     NodePort range or all ports; None for any other rule."""
     if rule.direction != "ingress" or rule.peer.strip() not in WORLD:
         return None
+    # A source-port range does not narrow what the rule reaches: a sender picks its port.
     if rule.all_ports:
         return Severity.CRITICAL, "all ports"
     if rule.ports is None:  # ICMP and other protocols without ports

@@ -10,6 +10,7 @@ from typing import Any
 from okeguard.inventory.oci_model import (
     ClusterEndpoint,
     FlowLog,
+    IcmpMatch,
     NodePool,
     Nsg,
     OkeCluster,
@@ -106,27 +107,61 @@ def to_subnet(data: Any, etag: str | None) -> Subnet:
     )
 
 
-def _ports(rule: Any) -> PortRange | None:
-    for options in (rule.tcp_options, rule.udp_options):
-        port_range = getattr(options, "destination_port_range", None)
-        if port_range is not None:
-            return PortRange(int(port_range.min), int(port_range.max))
-    return None
+def _span(port_range: Any) -> PortRange | None:
+    return None if port_range is None else PortRange(int(port_range.min), int(port_range.max))
+
+
+# Which SDK option attribute belongs to which protocol ("1" ICMP, "58" ICMPv6).
+_OPTIONS = {"tcp_options": ("6",), "udp_options": ("17",), "icmp_options": ("1", "58")}
+
+
+def _inexact(rule: Any, protocol: str) -> str | None:
+    """What of an SDK rule :class:`SecurityRule` cannot carry: options on a protocol they do
+    not belong to, options objects that match nothing more, an ICMP code without a type."""
+    problems = []
+    for attribute, protocols in _OPTIONS.items():
+        options = getattr(rule, attribute, None)
+        if options is None:
+            continue
+        name = attribute.split("_")[0].upper()
+        if protocol not in protocols:
+            problems.append(f"{name} options on protocol {protocol}")
+        elif attribute == "icmp_options":
+            if options.type is None:
+                problems.append("ICMP options without a type")
+        elif options.source_port_range is None and options.destination_port_range is None:
+            problems.append(f"empty {name} options")
+    return "; ".join(problems) or None
 
 
 def to_rule(rule: Any, direction: str) -> SecurityRule:
-    """A security-list or NSG rule; ``direction`` is ``ingress`` or ``egress``."""
+    """A security-list or NSG rule; ``direction`` is ``ingress`` or ``egress``. Destination and
+    source port ranges and ICMP type/code are kept; anything else the SDK rule carries that
+    :class:`SecurityRule` cannot hold is named in ``inexact``."""
     ingress = direction == "ingress"
     peer = rule.source if ingress else rule.destination
     peer_type = rule.source_type if ingress else rule.destination_type
+    protocol = str(rule.protocol)
+    ports = source_ports = icmp = None
+    if protocol in ("6", "17"):
+        options = rule.tcp_options if protocol == "6" else rule.udp_options
+        if options is not None:
+            ports = _span(options.destination_port_range)
+            source_ports = _span(options.source_port_range)
+    elif protocol in ("1", "58") and getattr(rule.icmp_options, "type", None) is not None:
+        code = rule.icmp_options.code
+        icmp = IcmpMatch(int(rule.icmp_options.type), None if code is None else int(code))
     return SecurityRule(
         direction="ingress" if ingress else "egress",
-        protocol=str(rule.protocol),
+        protocol=protocol,
         peer=peer or "",
         peer_type=peer_type or "CIDR_BLOCK",
         stateless=bool(rule.is_stateless),
-        ports=_ports(rule),
+        ports=ports,
         description=rule.description,
+        source_ports=source_ports,
+        icmp=icmp,
+        inexact=_inexact(rule, protocol),
     )
 
 

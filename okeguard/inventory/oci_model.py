@@ -24,7 +24,7 @@ PROTOCOL_NAMES = {"all": "all", "1": "ICMP", "6": "TCP", "17": "UDP", "58": "ICM
 
 @dataclass(frozen=True, slots=True)
 class PortRange:
-    """An inclusive destination port range (``min == max`` for one port)."""
+    """An inclusive port range (``min == max`` for one port)."""
 
     min: int
     max: int
@@ -37,10 +37,24 @@ class PortRange:
 
 
 @dataclass(frozen=True, slots=True)
+class IcmpMatch:
+    """The ICMP or ICMPv6 messages a rule matches: one ``type``, and one ``code`` of it or every
+    code (``code`` None)."""
+
+    type: int
+    code: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class SecurityRule:
     """One security-list or NSG rule. ``peer`` is the source (ingress) or destination (egress):
     a CIDR, an OCI service CIDR label or an NSG OCID (``peer_type`` says which).
-    ``ports`` is None when the rule does not restrict destination ports (all ports)."""
+    ``ports`` is None when the rule does not restrict destination ports (all ports);
+    ``source_ports`` likewise for TCP/UDP source ports; ``icmp`` is None when an ICMP/ICMPv6
+    rule matches every type. Two rules are the same rule only when every field is equal.
+    ``inexact`` says what of the rule as OCI holds it this model could not carry (e.g. options
+    that do not belong to its protocol); None for every rule the model represents exactly.
+    A remediation refuses to move or rewrite an inexact rule."""
 
     direction: Direction
     protocol: str
@@ -49,9 +63,14 @@ class SecurityRule:
     stateless: bool = False
     ports: PortRange | None = None
     description: str | None = None
+    source_ports: PortRange | None = None
+    icmp: IcmpMatch | None = None
+    inexact: str | None = None
 
     @property
     def all_ports(self) -> bool:
+        """Whether the rule reaches every destination port (a source-port range does not
+        narrow that: a sender chooses its source port)."""
         return self.protocol == "all" or (self.protocol in ("6", "17") and self.ports is None)
 
 
@@ -199,6 +218,7 @@ _TYPES: Mapping[str, type] = {
     cls.__name__: cls
     for cls in (
         PortRange,
+        IcmpMatch,
         SecurityRule,
         SecurityList,
         Nsg,

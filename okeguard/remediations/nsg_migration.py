@@ -11,10 +11,21 @@ in force through NSGs; a rollback re-adds them before it takes anything else awa
 3. ``oci.attach-endpoint-nsgs`` the endpoint NSG (``if_match``, work request);
 4. ``oci.attach-node-pool-nsgs`` worker (and pod) NSGs of each pool, with node cycling, so the
                                existing nodes are replaced by nodes carrying them;
-5. ``k8s.patch``               each LoadBalancer Service gets
-                               ``oci.oraclecloud.com/security-rule-management-mode: NSG``;
-6. ``oci.verify-nsg-migration`` the NSGs hold their rules and are attached;
+5. ``k8s.attach-lb-nsg``       each LoadBalancer Service in the load-balancer subnets gets
+                               ``oci.oraclecloud.com/security-rule-management-mode: NSG`` and
+                               the load-balancer NSG in
+                               ``oci.oraclecloud.com/oci-network-security-groups``
+                               (:mod:`nsg_lb`); other LoadBalancer Services not in NSG mode get
+                               the mode alone (``k8s.patch``);
+6. ``oci.verify-nsg-migration`` the NSGs hold their rules and are attached, the Services carry
+                               the load-balancer NSG;
 7. ``oci.remove-security-list-rules`` one per security list, ``if_match`` its planned etag.
+
+Rules move exactly (source ports, ICMP type and code, statelessness, descriptions): a rule the
+model could not read exactly, or a list holding the same rule twice, is refused. When the
+load-balancer NSG cannot be attached (no Service to carry it, or load-balancer subnets with
+different security lists), no NSG is made for the load balancers and the security lists of their
+subnets keep all their rules; the risks say so.
 
 Variants: ``default`` drops world-open ingress rules to SSH 22, RDP 3389, kubelet 10250 or all
 ports (they are removed from the security lists and not mirrored: that is the fix);
@@ -26,10 +37,12 @@ from __future__ import annotations
 from typing import Any
 
 from okeguard.checks.model import Finding
+from okeguard.checks.oke_network import rule_label
 from okeguard.checks.oke_services import rule_management_mode
 from okeguard.config import RemediationConfig
 from okeguard.inventory.model import Inventory, K8sObject
 from okeguard.inventory.oci_model import OciState, OkeCluster, SecurityRule
+from okeguard.remediations.nsg_lb import attach_lb_op, diff_line, in_lb_subnets
 from okeguard.remediations.nsg_plan_parts import (
     Group,
     PlanBuilder,
@@ -115,14 +128,49 @@ def _rules_for(
     return sorted(rules - dropped, key=rule_key), sorted(dropped, key=rule_key)
 
 
-def lb_services(inventory: Inventory) -> list[K8sObject]:
-    """LoadBalancer Services whose rule-management mode is not NSG, sorted."""
+def _check_exact(state: OciState, groups: list[Group]) -> None:
+    """Refuse what cannot be moved and restored exactly: a rule the collector could not read
+    exactly, and a rule held twice by one list (a rollback would restore it once)."""
+    for list_id in sorted({i for g in groups for i in g.list_ids}):
+        sl = state.security_lists[list_id]
+        seen: set[SecurityRule] = set()
+        for rule in sl.rules:
+            if rule.inexact:
+                raise PlanError(
+                    f"security list {sl.name!r}: {rule_label(rule)} has {rule.inexact}; "
+                    "okeguard cannot mirror it exactly: fix or remove that rule first"
+                )
+            if rule in seen:
+                raise PlanError(
+                    f"security list {sl.name!r} holds {rule_label(rule)} twice: remove the "
+                    "duplicate first (a rollback could restore it only once)"
+                )
+            seen.add(rule)
+
+
+def load_balancer_services(inventory: Inventory) -> list[K8sObject]:
+    """Every LoadBalancer Service, sorted."""
     found = [
-        s
-        for s in inventory.objects.get("Service", ())
-        if s.spec.get("type") == "LoadBalancer" and rule_management_mode(s)[0] != "NSG"
+        s for s in inventory.objects.get("Service", ()) if s.spec.get("type") == "LoadBalancer"
     ]
     return sorted(found, key=lambda s: (s.namespace or "", s.name))
+
+
+def lb_services(inventory: Inventory) -> list[K8sObject]:
+    """LoadBalancer Services whose rule-management mode is not NSG, sorted."""
+    return [
+        s for s in load_balancer_services(inventory) if rule_management_mode(s)[0].upper() != "NSG"
+    ]
+
+
+def _lb_unattachable(state: OciState, cluster: OkeCluster, carriers: list[K8sObject]) -> str | None:
+    """Why the load-balancer NSG cannot be attached, or None when it can."""
+    if not carriers:
+        return "no LoadBalancer Service in the load-balancer subnets can carry an NSG"
+    lists = {frozenset(state.subnets[s].security_list_ids) for s in cluster.lb_subnet_ids}
+    if len(lists) > 1:
+        return "the load-balancer subnets use different security lists (one NSG would widen some)"
+    return None
 
 
 def plan_move_rules_to_nsg(
@@ -138,9 +186,18 @@ def plan_move_rules_to_nsg(
     cluster = state.cluster
     assert cluster is not None
     groups = _groups(state, cluster)
+    _check_exact(state, groups)
+    services = load_balancer_services(inventory)
+    carriers = [s for s in services if in_lb_subnets(s, cluster)]
+    lb_group = next((g for g in groups if g.role == "load-balancers"), None)
+    kept: dict[str, str] = {}  # security list OCID -> why it keeps its rules
+    if lb_group is not None and (reason := _lb_unattachable(state, cluster, carriers)):
+        groups.remove(lb_group)
+        kept = dict.fromkeys(lb_group.list_ids, reason)
+        lb_group = None
     if not groups:
         raise PlanError("no security list of the cluster's subnets carries rules to move")
-    builder = PlanBuilder(state, cluster, groups, variant)
+    builder = PlanBuilder(state, cluster, groups, variant, kept)
     for group in groups:
         mirrored, _ = _rules_for(state, group, variant)
         if len(mirrored) > MAX_RULES_PER_NSG:
@@ -151,10 +208,15 @@ def plan_move_rules_to_nsg(
         builder.add_rules(group)
     builder.attach_endpoint()
     builder.attach_pools()
-    for service in lb_services(inventory):
-        builder.ops.append(lb_annotation_op(service))
-        mode = rule_management_mode(service)[0]
-        builder.diff.append(f"~ Service {service.namespace}/{service.name}: mode {mode!r} -> 'NSG'")
+    for service in services:
+        if lb_group is not None and service in carriers:
+            builder.attach_service(attach_lb_op(service, lb_group.ref(cluster)), lb_group)
+            builder.diff.append(diff_line(service, lb_group.name))
+        elif rule_management_mode(service)[0].upper() != "NSG":
+            builder.ops.append(lb_annotation_op(service))
+            mode = rule_management_mode(service)[0]
+            line = f"~ Service {service.namespace}/{service.name}: mode {mode!r} -> 'NSG'"
+            builder.diff.append(line)
     builder.verify_step()
     builder.remove_from_lists(_rules_for)
     if not any(op.action == "oci.remove-security-list-rules" for op in builder.ops):

@@ -16,7 +16,7 @@ from typing import Any
 from okeguard.checks.oke_network import CRITICAL_PORTS, rule_label, world_exposure
 from okeguard.checks.oke_services import RULE_MODE
 from okeguard.inventory.model import Inventory, K8sObject
-from okeguard.inventory.oci_model import NodePool, OciState, OkeCluster, SecurityRule
+from okeguard.inventory.oci_model import NodePool, OciState, OkeCluster, PortRange, SecurityRule
 from okeguard.remediations.oci_writer import rule_to_dict
 from okeguard.remediations.plan import Operation, PlanError
 
@@ -25,17 +25,31 @@ CYCLING = {"maximum_surge": "1", "maximum_unavailable": "0"}
 
 
 def rule_key(rule: SecurityRule) -> tuple[Any, ...]:
-    """A total order on rules, so plans list them identically every time."""
-    ports = (rule.ports.min, rule.ports.max) if rule.ports else (-1, -1)
+    """A total order on rules, so plans list them identically every time. Every field of the
+    rule is in it: two rules differing only in source ports or ICMP code sort apart."""
+
+    def span(value: PortRange | None) -> tuple[int, int]:
+        return (value.min, value.max) if value else (-1, -1)
+
+    icmp = (rule.icmp.type, -1 if rule.icmp.code is None else rule.icmp.code) if rule.icmp else ()
     return (
         rule.direction,
         rule.protocol,
         rule.peer,
         rule.peer_type,
         rule.stateless,
-        ports,
+        span(rule.ports),
+        span(rule.source_ports),
+        (rule.icmp is not None, icmp),
         rule.description or "",
+        rule.inexact or "",
     )
+
+
+def rule_text(rule: SecurityRule) -> str:
+    """A rule as the diff shows it: its label and, when it has one, its description."""
+    described = f" {rule.description!r}" if rule.description else ""
+    return f"{rule_label(rule)}{described}"
 
 
 def dropped_reason(rule: SecurityRule) -> str | None:
@@ -111,8 +125,17 @@ RulesFor = Callable[[OciState, Group, str], tuple[list[SecurityRule], list[Secur
 class PlanBuilder:
     """Accumulates the operations, diff lines and risks of one ``move-rules-to-nsg`` plan."""
 
-    def __init__(self, state: OciState, cluster: OkeCluster, groups: list[Group], variant: str):
+    def __init__(
+        self,
+        state: OciState,
+        cluster: OkeCluster,
+        groups: list[Group],
+        variant: str,
+        kept: dict[str, str] | None = None,
+    ):
         self.state, self.cluster, self.groups, self.variant = state, cluster, groups, variant
+        self.kept = kept or {}  # security list OCID -> why its rules stay
+        self.services: list[dict[str, Any]] = []  # Services carrying the load-balancer NSG
         self.ops: list[Operation] = []
         self.diff: list[str] = [f"cluster {cluster.name} ({cluster.id}), variant {variant}"]
         self.cycled: list[NodePool] = []
@@ -221,6 +244,13 @@ class PlanBuilder:
                 f"~ node pool {pool.name!r} nsg_ids + {names}; {len(pool.nodes)} nodes replaced"
             )
 
+    def attach_service(self, op: Operation, group: Group) -> None:
+        """A ``k8s.attach-lb-nsg`` step; the verify step checks its Service too."""
+        self.ops.append(op)
+        target = op.target
+        entry = {"namespace": target["namespace"], "name": target["name"]}
+        self.services.append({**entry, "nsg": group.ref(self.cluster)})
+
     def verify_step(self) -> None:
         endpoint = [g.ref(self.cluster) for g in self.groups if g.role == "endpoint"]
         pools = []
@@ -247,19 +277,23 @@ class PlanBuilder:
             if endpoint and self.cluster.endpoint
             else None,
             "node_pools": pools,
+            "services": self.services,
         }
         self.ops.append(
             Operation(
                 action="oci.verify-nsg-migration",
                 target={"kind": "Cluster", "ocid": self.cluster.id, "name": self.cluster.name},
                 params=params,
-                description="check that the NSGs hold the rules and are attached",
+                description="check that the NSGs hold the rules and are attached (endpoint, node "
+                "pools, LoadBalancer Services)",
             )
         )
 
     def remove_from_lists(self, rules_for: RulesFor) -> None:
         list_ids = sorted({i for g in self.groups for i in g.list_ids})
         for list_id in list_ids:
+            if list_id in self.kept:
+                continue
             sl = self.state.security_lists[list_id]
             rules = sorted(set(sl.rules), key=rule_key)
             if not rules:
@@ -273,11 +307,11 @@ class PlanBuilder:
             self.diff.append(f"security list {sl.name!r} ({sl.id}):")
             for rule in rules:
                 if rule in homes:
-                    self.diff.append(f"- {rule_label(rule)} -> {', '.join(homes[rule])}")
+                    self.diff.append(f"- {rule_text(rule)} -> {', '.join(homes[rule])}")
                 else:
                     reason = dropped_reason(rule) or "not mirrored"
                     self.dropped.append((sl.name, rule, reason))
-                    self.diff.append(f"- {rule_label(rule)} [dropped: {reason}]")
+                    self.diff.append(f"- {rule_text(rule)} [dropped: {reason}]")
             dicts = [rule_to_dict(r) for r in rules]
             self.ops.append(
                 Operation(
@@ -304,7 +338,14 @@ class PlanBuilder:
                 "is still allowed by the security lists, which lose the rules only after every "
                 "pool is cycled; a rollback cycles the nodes again"
             )
-        names = sorted({self.state.security_lists[i].name for g in self.groups for i in g.list_ids})
+        names = sorted(
+            {
+                self.state.security_lists[i].name
+                for g in self.groups
+                for i in g.list_ids
+                if i not in self.kept
+            }
+        )
         out.append(
             f"security lists {', '.join(repr(n) for n in names)} lose the migrated rules for "
             "every subnet using them: okeguard sees only this cluster's subnets, so check that "
@@ -335,12 +376,22 @@ class PlanBuilder:
                 "oke.world-open-ingress will report them on the NSGs"
             )
         lbs = [g.name for g in self.groups if g.role == "load-balancers"]
-        if lbs:
+        if lbs and self.services:
+            carriers = ", ".join(f"{e['namespace']}/{e['name']}" for e in self.services)
             out.append(
-                f"NSG {lbs[0]} keeps the load-balancer subnet's rules but is not attached: in NSG "
-                "mode the cloud controller manager manages its own NSG for each LoadBalancer "
-                "Service (expect a short interruption until it has reconciled each Service); "
-                "attach it with oci.oraclecloud.com/oci-network-security-groups if a load "
-                "balancer needs the old rules"
+                f"NSG {lbs[0]} keeps the load-balancer subnet's rules: it is attached to the load "
+                f"balancers of Services {carriers} (mode NSG, oci.oraclecloud.com/oci-network-"
+                "security-groups) before those rules leave the security lists; the cloud "
+                "controller manager attaches it when it reconciles each Service, and from then "
+                "on manages the Services' own rules in NSGs, no longer in the security lists "
+                "(the rules it wrote there before are copied as they are)"
+            )
+        if self.kept:
+            kept = sorted(self.state.security_lists[i].name for i in self.kept)
+            why = sorted(set(self.kept.values()))
+            out.append(
+                f"the load-balancer NSG cannot be attached ({'; '.join(why)}): security lists "
+                f"{', '.join(repr(n) for n in kept)} of the load-balancer subnets keep all their "
+                "rules, and no NSG is made for the load balancers"
             )
         return out

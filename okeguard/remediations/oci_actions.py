@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from okeguard.checks.oke_network import rule_label
 from okeguard.inventory.oci_convert import to_rule
 from okeguard.inventory.oci_model import SecurityRule
 from okeguard.remediations.engine import (
@@ -39,7 +40,6 @@ from okeguard.remediations.oci_writer import (
     OciWriter,
     nsg_rule_details,
     rule_from_dict,
-    unmirrorable,
 )
 from okeguard.remediations.plan import Operation
 
@@ -180,7 +180,6 @@ class CreateNsgAction:
         ref = op.params["nsg"]
         writer = _writer(backends)
         writer.read(f"VCN {ref['vcn_id']}", _net(backends).get_vcn, ref["vcn_id"])
-        wanted = set(_rules(op))
         for source in op.params.get("sources") or ():
             sl, etag = writer.read(
                 f"security list {source['name']}", _net(backends).get_security_list, source["id"]
@@ -192,10 +191,11 @@ class CreateNsgAction:
                 ("egress", sl.egress_security_rules),
             ):
                 for live in listed or ():
-                    if unmirrorable(live) and to_rule(live, direction) in wanted:
+                    rule = to_rule(live, direction)
+                    if rule.inexact:  # the planner refuses these; an unpinned list may have one
                         raise StepFailed(
-                            f"security list {source['name']} has a rule with ICMP type or source "
-                            "port options, which okeguard cannot mirror into an NSG yet"
+                            f"security list {source['name']}: {rule_label(rule)} has "
+                            f"{rule.inexact}, which okeguard cannot mirror exactly"
                         )
 
     def run(self, op: Operation, backends: Backends, token: str) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from typing import Any
 from okeguard.inventory.oci_convert import to_rule
 from okeguard.inventory.oci_model import SecurityRule
 from okeguard.remediations.engine import Backends, StepFailed, VerifyFailed, register
+from okeguard.remediations.nsg_lb import service_problems
 from okeguard.remediations.oci_actions import (
     _ce,
     _net,
@@ -252,8 +253,9 @@ class AttachNodePoolNsgsAction:
 
 
 def migration_problems(op: Operation, backends: Backends) -> list[str]:
-    """What keeps the security lists from being emptied: NSGs without their rules, endpoint or
-    node pools without their NSGs. Empty: the migrated rules are in force through NSGs."""
+    """What keeps the security lists from being emptied: NSGs without their rules, endpoint,
+    node pools or LoadBalancer Services without their NSGs. Empty: the migrated rules are in
+    force through NSGs."""
     problems: list[str] = []
     for entry in op.params.get("nsgs") or ():
         nsg_id = find_nsg(backends, entry["nsg"])
@@ -281,6 +283,7 @@ def migration_problems(op: Operation, backends: Backends) -> list[str]:
             _resolve(backends, (), entry.get("pod_nsgs"))
         ) <= set(pods):
             problems.append(f"node pool {entry['name']} does not carry its new NSGs")
+    problems += service_problems(backends, list(op.params.get("services") or ()))
     return problems
 
 

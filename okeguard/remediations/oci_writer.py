@@ -23,8 +23,9 @@ from typing import Any
 
 from okeguard.config import ClusterConfig, OciAuthConfig
 from okeguard.inventory.oci_clients import Clients, make_clients
-from okeguard.inventory.oci_model import PortRange, SecurityRule
+from okeguard.inventory.oci_model import IcmpMatch, PortRange, SecurityRule
 from okeguard.remediations.engine import Backends, StepFailed
+from okeguard.remediations.plan import PlanError
 
 REFUSALS = frozenset({400, 401, 403, 404, 409, 412})
 WORK_DONE = "SUCCEEDED"
@@ -146,44 +147,79 @@ def open_oci_writer(
 # -- security rules: plan form <-> okeguard model <-> SDK models -------------------------------
 
 
+def _pair(span: PortRange | None) -> list[int] | None:
+    return [span.min, span.max] if span else None
+
+
 def rule_to_dict(rule: SecurityRule) -> dict[str, Any]:
-    """The plan's (JSON) form of a rule."""
+    """The plan's (JSON) form of a rule: every field that makes it the rule it is."""
+    if rule.inexact:
+        raise PlanError(
+            f"{rule.direction} rule {rule.peer}: {rule.inexact}: cannot be moved exactly"
+        )
     return {
         "direction": rule.direction,
         "protocol": rule.protocol,
         "peer": rule.peer,
         "peer_type": rule.peer_type,
         "stateless": rule.stateless,
-        "ports": [rule.ports.min, rule.ports.max] if rule.ports else None,
+        "ports": _pair(rule.ports),
+        "source_ports": _pair(rule.source_ports),
+        "icmp": {"type": rule.icmp.type, "code": rule.icmp.code} if rule.icmp else None,
         "description": rule.description,
     }
 
 
+def _span(pair: Any) -> PortRange | None:
+    return PortRange(int(pair[0]), int(pair[1])) if pair else None
+
+
 def rule_from_dict(data: Mapping[str, Any]) -> SecurityRule:
-    ports = data.get("ports")
+    icmp = data.get("icmp")
+    code = icmp.get("code") if icmp else None
     return SecurityRule(
         direction="egress" if data["direction"] == "egress" else "ingress",
         protocol=str(data["protocol"]),
         peer=str(data["peer"]),
         peer_type=str(data.get("peer_type") or "CIDR_BLOCK"),
         stateless=bool(data.get("stateless")),
-        ports=PortRange(int(ports[0]), int(ports[1])) if ports else None,
+        ports=_span(data.get("ports")),
         description=data.get("description"),
+        source_ports=_span(data.get("source_ports")),
+        icmp=IcmpMatch(int(icmp["type"]), None if code is None else int(code)) if icmp else None,
     )
 
 
-def _port_options(rule: SecurityRule) -> dict[str, Any]:
+def _options(rule: SecurityRule) -> dict[str, Any]:
+    """The SDK option models of a rule: TCP/UDP destination and source port ranges, ICMP type
+    and code. A rule whose fields do not fit its protocol is refused, never written wider."""
     import oci
 
     core = oci.core.models
-    if rule.ports is None:
+    ports = rule.ports is not None or rule.source_ports is not None
+    if rule.inexact or (ports and rule.protocol not in ("6", "17")):
+        raise StepFailed(
+            f"{rule.direction} rule {rule.peer}: port ranges on protocol {rule.protocol}"
+        )
+    if rule.icmp is not None and rule.protocol not in ("1", "58"):
+        raise StepFailed(
+            f"{rule.direction} rule {rule.peer}: ICMP options on protocol {rule.protocol}"
+        )
+    if rule.icmp is not None:
+        return {"icmp_options": core.IcmpOptions(type=rule.icmp.type, code=rule.icmp.code)}
+    if not ports:
         return {}
-    span = core.PortRange(min=rule.ports.min, max=rule.ports.max)
+
+    def span(value: PortRange | None) -> Any:
+        return None if value is None else core.PortRange(min=value.min, max=value.max)
+
+    ranges = {
+        "destination_port_range": span(rule.ports),
+        "source_port_range": span(rule.source_ports),
+    }
     if rule.protocol == "6":
-        return {"tcp_options": core.TcpOptions(destination_port_range=span)}
-    if rule.protocol == "17":
-        return {"udp_options": core.UdpOptions(destination_port_range=span)}
-    return {}
+        return {"tcp_options": core.TcpOptions(**ranges)}
+    return {"udp_options": core.UdpOptions(**ranges)}
 
 
 def nsg_rule_details(rule: SecurityRule) -> Any:
@@ -205,7 +241,7 @@ def nsg_rule_details(rule: SecurityRule) -> Any:
         is_stateless=rule.stateless,
         description=rule.description,
         **peer,
-        **_port_options(rule),
+        **_options(rule),
     )
 
 
@@ -215,18 +251,7 @@ def security_list_rule(rule: SecurityRule) -> Any:
 
     core = oci.core.models
     common = {"protocol": rule.protocol, "is_stateless": rule.stateless}
-    common.update(description=rule.description, **_port_options(rule))
+    common.update(description=rule.description, **_options(rule))
     if rule.direction == "ingress":
         return core.IngressSecurityRule(source=rule.peer, source_type=rule.peer_type, **common)
     return core.EgressSecurityRule(destination=rule.peer, destination_type=rule.peer_type, **common)
-
-
-def unmirrorable(sdk_rule: Any) -> bool:
-    """Whether a live rule has options the plan's rule form cannot carry (ICMP type/code,
-    source ports): mirroring it would widen it, so such a rule is never migrated."""
-    if getattr(sdk_rule, "icmp_options", None) is not None:
-        return True
-    for options in (getattr(sdk_rule, "tcp_options", None), getattr(sdk_rule, "udp_options", None)):
-        if options is not None and options.source_port_range is not None:
-            return True
-    return False

@@ -85,7 +85,7 @@ def test_the_plan_creates_attaches_verifies_and_only_then_removes() -> None:
         "oci.add-nsg-rules",
         "oci.attach-endpoint-nsgs",
         "oci.attach-node-pool-nsgs",
-        "k8s.patch",
+        "k8s.attach-lb-nsg",  # before any rule leaves the load-balancer list
         "oci.verify-nsg-migration",
         "oci.remove-security-list-rules",
         "oci.remove-security-list-rules",
@@ -152,7 +152,12 @@ def test_risks_name_node_cycling_shared_lists_and_the_lb_nsg() -> None:
 
 
 def test_lb_service_patch_is_guarded_and_undoable() -> None:
-    patch_op = next(op for op in nsg_plan().operations if op.action == "k8s.patch")
+    # A Service whose load balancer is outside the load-balancer subnets only changes mode.
+    elsewhere = {"service.beta.kubernetes.io/oci-load-balancer-subnet1": ocid("subnet", "other")}
+    outside = service(annotations={RULE_MODE: "SL-All", **elsewhere})
+    outside["metadata"]["resourceVersion"] = "41"
+    plan = nsg_plan(docs=[SERVICE, outside])
+    patch_op = next(op for op in plan.operations if op.action == "k8s.patch")
     path = "/metadata/annotations/oci.oraclecloud.com~1security-rule-management-mode"
     assert patch_op.target == {"kind": "Service", "namespace": "shop", "name": "web"}
     assert patch_op.params["patch"] == [
@@ -164,13 +169,13 @@ def test_lb_service_patch_is_guarded_and_undoable() -> None:
         {"op": "test", "path": path, "value": "NSG"},
         {"op": "replace", "path": path, "value": "SL-All"},
     ]
-    bare = service(name="api")
+    bare = service(name="api", annotations=elsewhere)
     bare["metadata"]["resourceVersion"] = "7"
-    op = next(o for o in nsg_plan(docs=[bare]).operations if o.action == "k8s.patch")
-    assert op.params["patch"][1] == {"op": "add", "path": "/metadata/annotations", "value": {}}
+    op = next(o for o in nsg_plan(docs=[SERVICE, bare]).operations if o.action == "k8s.patch")
+    assert op.params["patch"][1]["op"] == "add" and op.params["patch"][1]["path"] == path
     assert op.undo["patch"][1] == {"op": "remove", "path": path}
-    nsg_mode = service(annotations={RULE_MODE: "NSG"})
-    assert "k8s.patch" not in actions(nsg_plan(docs=[nsg_mode]))
+    nsg_mode = service(annotations={RULE_MODE: "NSG", **elsewhere})
+    assert "k8s.patch" not in actions(nsg_plan(docs=[SERVICE, nsg_mode]))
 
 
 def test_same_inputs_give_the_same_plan_byte_for_byte() -> None:
