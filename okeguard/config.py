@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from okeguard.config_access import (
     CliConfig,
@@ -61,7 +61,10 @@ class ChecksConfig(_Strict):
     )
     denied_capabilities: tuple[str, ...] = Field(
         (),
-        description="`k8s.dangerous-capabilities`: capabilities denied on top of the built-in list.",
+        description="`k8s.dangerous-capabilities`: capabilities denied on top of the built-in list "
+        "(SYS_ADMIN, NET_ADMIN, SYS_PTRACE, SYS_MODULE, NET_RAW, DAC_READ_SEARCH, ALL), with or "
+        "without `CAP_`, in any case; `add-security-context` removes them from `capabilities.add` "
+        "too.",
     )
     disabled: tuple[str, ...] = Field((), description="Check ids never run.")
     node_image_max_age_days: int = Field(
@@ -213,6 +216,21 @@ class RemediationConfig(_Strict):
         "alphanumeric",
         description="`rotate-secret`: alphabet of generated content (tag `okeguard-alphabet` wins).",
     )
+    # `checks.denied_capabilities` of the configuration holding these settings: planners get only
+    # the remediation settings, and `add-security-context` must remove what the check flags. Not
+    # a key of the file: `Config` sets it (see `Config._share_denied_capabilities`).
+    _denied_capabilities: tuple[str, ...] = PrivateAttr(())
+
+    @property
+    def denied_capabilities(self) -> tuple[str, ...]:
+        """`checks.denied_capabilities` of the configuration these settings belong to."""
+        return self._denied_capabilities
+
+    def with_denied_capabilities(self, capabilities: tuple[str, ...]) -> RemediationConfig:
+        """A copy of these settings that carries ``capabilities`` (``checks.denied_capabilities``)."""
+        copied = self.model_copy()
+        copied._denied_capabilities = tuple(capabilities)
+        return copied
 
 
 SlackChannel = str
@@ -282,6 +300,14 @@ class Config(_Strict):
         return self
 
     @model_validator(mode="after")
+    def _share_denied_capabilities(self) -> Config:
+        # The remediation settings are a copy, so a RemediationConfig given to several Configs
+        # never carries another configuration's list.
+        shared = self.remediation.with_denied_capabilities(self.checks.denied_capabilities)
+        object.__setattr__(self, "remediation", shared)
+        return self
+
+    @model_validator(mode="after")
     def _access(self) -> Config:
         from okeguard.remediations.planners import PLANNERS
 
@@ -290,10 +316,14 @@ class Config(_Strict):
 
     def for_cluster(self, cluster: ClusterConfig) -> Config:
         """The effective configuration of one cluster: its own exposure and checks, else ours."""
+        checks = cluster.checks or self.checks
         return self.model_copy(
             update={
                 "exposure": cluster.exposure or self.exposure,
-                "checks": cluster.checks or self.checks,
+                "checks": checks,
+                "remediation": self.remediation.with_denied_capabilities(
+                    checks.denied_capabilities
+                ),
             }
         )
 

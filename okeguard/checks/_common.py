@@ -5,8 +5,10 @@ from __future__ import annotations
 from okeguard.checks.model import ResourceRef, Severity
 from okeguard.checks.registry import Hit
 from okeguard.inventory.model import Container, K8sObject, Workload
+from okeguard.kube_shapes import WORKLOAD_KINDS
 
-WORKLOAD_READS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "Pod")
+# What a workload check reads: every kind that runs pods.
+WORKLOAD_READS = WORKLOAD_KINDS
 
 
 def workload_hit(

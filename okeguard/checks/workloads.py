@@ -12,16 +12,8 @@ from okeguard.checks._common import WORKLOAD_READS, container_label, workload_hi
 from okeguard.checks.model import Severity
 from okeguard.checks.registry import CheckContext, Hit, check
 from okeguard.inventory.sensitive import KEY_FORMAT_LABELS, marker_label
+from okeguard.kube_shapes import denied_capabilities
 
-DANGEROUS_CAPABILITIES = (
-    "SYS_ADMIN",
-    "NET_ADMIN",
-    "SYS_PTRACE",
-    "SYS_MODULE",
-    "NET_RAW",
-    "DAC_READ_SEARCH",
-    "ALL",
-)
 # Paths that are critical when mounted themselves or anything below them (after /var/run -> /run).
 _CRITICAL_HOST_PREFIXES = ("/run/docker.sock", "/run/containerd", "/proc")
 
@@ -44,12 +36,12 @@ def run_as_root(ctx: CheckContext) -> Iterator[Hit]:
     unset and its effective `runAsNonRoot` is not `true`. An explicit non-zero `runAsUser` passes."""
     for w, c in ctx.containers(linux_only=True):
         sc = c.security
+        if not sc.may_run_as_root:
+            continue
         if sc.run_as_user == 0:
             why = "effective securityContext.runAsUser is 0"
-        elif sc.run_as_user is None and sc.run_as_non_root is not True:
-            why = f"runAsUser is unset and runAsNonRoot is {_shown(sc.run_as_non_root)}, so the image's user (often root) applies"
         else:
-            continue
+            why = f"runAsUser is unset and runAsNonRoot is {_shown(sc.run_as_non_root)}, so the image's user (often root) applies"
         yield workload_hit(w, f"{container_label(c)} may run as root: {why}.", c)
 
 
@@ -99,10 +91,7 @@ def privilege_escalation(ctx: CheckContext) -> Iterator[Hit]:
 def dangerous_capabilities(ctx: CheckContext) -> Iterator[Hit]:
     """The container adds `SYS_ADMIN`, `NET_ADMIN`, `SYS_PTRACE`, `SYS_MODULE`, `NET_RAW`,
     `DAC_READ_SEARCH` or `ALL`, or a capability in the configured `denied_capabilities`."""
-    denied = set(DANGEROUS_CAPABILITIES)
-    for cap in ctx.config.checks.denied_capabilities:
-        cap = cap.strip().upper()
-        denied.add(cap[4:] if cap.startswith("CAP_") else cap)
+    denied = set(denied_capabilities(ctx.config.checks.denied_capabilities))
     for w, c in ctx.containers():
         bad = [cap for cap in c.security.capabilities_add if cap in denied]
         if bad:

@@ -10,7 +10,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
+
+from okeguard.kube_shapes import (
+    CONTAINER_FIELDS,
+    WORKLOAD_KINDS,
+    ContainerKind,
+    normalise_capabilities,
+    pod_spec_dotted,
+    template_keys,
+)
 
 if TYPE_CHECKING:
     from okeguard.inventory.oci_model import OciState
@@ -58,14 +67,8 @@ CLUSTER_SCOPED_KINDS = frozenset(
         "PodSecurityPolicy",
     }
 )
-WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "Pod")
-
-ContainerKind = Literal["container", "initContainer", "ephemeralContainer"]
-CONTAINER_FIELDS: tuple[tuple[str, ContainerKind], ...] = (
-    ("containers", "container"),
-    ("initContainers", "initContainer"),
-    ("ephemeralContainers", "ephemeralContainer"),
-)
+# Re-exported: the workload kinds and container fields live in okeguard.kube_shapes.
+__all__ = ["CONTAINER_FIELDS", "WORKLOAD_KINDS", "ContainerKind"]
 
 
 def parse_time(value: object) -> datetime | None:
@@ -141,15 +144,14 @@ class EffectiveSecurityContext:
     capabilities_add: tuple[str, ...]
     capabilities_drop: tuple[str, ...]
 
-
-def _capabilities(values: object) -> tuple[str, ...]:
-    if not isinstance(values, list):
-        return ()
-    out = []
-    for value in values:
-        cap = str(value).strip().upper()
-        out.append(cap[4:] if cap.startswith("CAP_") else cap)
-    return tuple(out)
+    @property
+    def may_run_as_root(self) -> bool:
+        """The `k8s.run-as-root` rule: the effective ``runAsUser`` is 0 (which beats
+        ``runAsNonRoot: true``: the kubelet refuses to start it), or it is unset and the effective
+        ``runAsNonRoot`` is not true. An explicit non-zero ``runAsUser`` passes."""
+        if self.run_as_user is not None:
+            return self.run_as_user == 0
+        return self.run_as_non_root is not True
 
 
 def _int_or_none(value: object) -> int | None:
@@ -179,8 +181,8 @@ def effective_security_context(pod_spec: Obj, container: Obj) -> EffectiveSecuri
         privileged=_bool_or_none(sc.get("privileged")),
         allow_privilege_escalation=_bool_or_none(sc.get("allowPrivilegeEscalation")),
         read_only_root_filesystem=_bool_or_none(sc.get("readOnlyRootFilesystem")),
-        capabilities_add=_capabilities(caps.get("add")),
-        capabilities_drop=_capabilities(caps.get("drop")),
+        capabilities_add=normalise_capabilities(caps.get("add")),
+        capabilities_drop=normalise_capabilities(caps.get("drop")),
     )
 
 
@@ -242,22 +244,14 @@ def is_windows(pod_spec: Obj) -> bool:
 
 def pod_template(obj: K8sObject) -> tuple[Obj, Obj] | None:
     """(pod metadata, pod spec) of a workload object, or None for other kinds."""
-    spec = obj.spec
-    if obj.kind == "Pod":
-        return obj.metadata, spec
-    if obj.kind == "CronJob":
-        template = ((spec.get("jobTemplate") or {}).get("spec") or {}).get("template") or {}
-    elif obj.kind in WORKLOAD_KINDS:
-        template = spec.get("template") or {}
-    else:
+    keys = template_keys(obj.kind)
+    if keys is None:
         return None
+    template: Obj = obj.raw
+    for key in keys:
+        value = template.get(key)
+        template = value if isinstance(value, Mapping) else {}
     return template.get("metadata") or {}, template.get("spec") or {}
-
-
-POD_SPEC_PATHS = {
-    "Pod": "spec",
-    "CronJob": "spec.jobTemplate.spec.template.spec",
-}
 
 
 def _containers(
@@ -416,7 +410,7 @@ def build_inventory(
             if template is None:
                 continue
             meta, spec = template
-            base = POD_SPEC_PATHS.get(obj.kind, "spec.template.spec")
+            base = pod_spec_dotted(obj.kind)
             containers = _containers(spec, base, extra_ephemeral.get(id(obj), ()))
             workloads.append(Workload(obj, meta, spec, containers))
 

@@ -13,6 +13,8 @@ from typing import Any
 
 from okeguard.checks.model import Finding
 from okeguard.inventory.model import Inventory, K8sObject, Workload
+from okeguard.kube_shapes import ROLLOUT_KINDS as ROLLOUT_KINDS  # re-exported to secret_rotation
+from okeguard.kube_shapes import TEMPLATE_CONTAINER_FIELDS, pod_spec_pointer
 from okeguard.remediations.patches import (
     Ops,
     newest_first,
@@ -24,8 +26,6 @@ from okeguard.remediations.plan import Operation, Plan, PlanError
 REMEDIATION = "rotate-secret"
 SA_NAME_ANNOTATION = "kubernetes.io/service-account.name"
 SA_TOKEN_TYPE = "kubernetes.io/service-account-token"
-ROLLOUT_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
-POD_SPEC_PATHS = {"Pod": "/spec", "CronJob": "/spec/jobTemplate/spec/template/spec"}
 
 
 def ref(obj: K8sObject | Workload) -> dict[str, Any]:
@@ -35,10 +35,10 @@ def ref(obj: K8sObject | Workload) -> dict[str, Any]:
 def secret_references(workload: Workload, secret: str) -> list[str]:
     """JSON Pointer paths (in the workload object) whose value is the Secret name ``secret``:
     env ``secretKeyRef``, ``envFrom.secretRef``, ``volumes[].secret``, projected sources."""
-    base = POD_SPEC_PATHS.get(workload.kind, "/spec/template/spec")
+    base = pod_spec_pointer(workload.kind)
     spec = workload.pod_spec
     paths: list[str] = []
-    for field in ("initContainers", "containers"):
+    for field in reversed(TEMPLATE_CONTAINER_FIELDS):  # init containers first: they start first
         for ci, container in enumerate(spec.get(field) or ()):
             here = f"{base}/{field}/{ci}"
             for ei, env in enumerate(container.get("env") or ()):
