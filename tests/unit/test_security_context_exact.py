@@ -454,3 +454,18 @@ def test_nothing_to_change_is_refused_naming_what_stays_open() -> None:
         PlanError, match=re.escape("k8s.run-as-root stays open for container 'web'")
     ):
         plan(doc, "conservative", check_id="k8s.run-as-root")
+
+
+def test_an_explicit_unconfined_seccomp_profile_is_named_and_left_alone() -> None:
+    own = bare_container(
+        "web",
+        image="fra.ocir.io/shop/web:1",
+        securityContext={"runAsUser": 101, "seccompProfile": {"type": "Unconfined"}},
+    )
+    doc = with_rv(workload(containers=[own, APP]))
+    p = plan(doc)
+    assert any("seccompProfile Unconfined on container 'web' stays" in r for r in p.risks)
+    fixed = applied(doc, p)
+    assert sc_of(fixed, "web")["seccompProfile"] == {"type": "Unconfined"}
+    # the pod default covers the container that set nothing
+    assert pod_spec(fixed)["securityContext"] == {"seccompProfile": {"type": "RuntimeDefault"}}
