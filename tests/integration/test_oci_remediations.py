@@ -131,22 +131,46 @@ def _backends(live: LiveCluster) -> Backends:
     return Backends(settings=FAST, kube=kube, oci=oci)
 
 
-Canon = tuple[str, str, str, bool, tuple[int, int] | None]
+Canon = tuple[Any, ...]
+
+
+def _span(value: Any) -> tuple[int, int] | None:
+    return (value["min"], value["max"]) if value else None
 
 
 def _canon(doc: dict[str, Any], direction: str | None = None) -> Canon:
-    """A rule of the fake's store (security list or NSG form) as a comparable tuple."""
+    """A rule of the fake's store (security list or NSG form) as a comparable tuple holding
+    every field that makes it the rule it is (source ports and ICMP type/code included)."""
     direction = (direction or doc["direction"]).lower()
-    peer = doc["source"] if direction == "ingress" else doc["destination"]
+    key = "source" if direction == "ingress" else "destination"
     options = doc.get("tcpOptions") or doc.get("udpOptions") or {}
-    span = options.get("destinationPortRange")
-    ports = (span["min"], span["max"]) if span else None
-    return direction, str(doc["protocol"]), peer, bool(doc.get("isStateless")), ports
+    icmp = doc.get("icmpOptions")
+    return (
+        direction,
+        str(doc["protocol"]),
+        doc[key],
+        doc.get(f"{key}Type") or "CIDR_BLOCK",
+        bool(doc.get("isStateless")),
+        _span(options.get("destinationPortRange")),
+        _span(options.get("sourcePortRange")),
+        (icmp["type"], icmp.get("code")) if icmp else None,
+        doc.get("description"),
+    )
 
 
 def _plan_canon(data: dict[str, Any]) -> Canon:
-    ports = tuple(data["ports"]) if data["ports"] else None
-    return data["direction"], data["protocol"], data["peer"], data["stateless"], ports  # type: ignore[return-value]
+    icmp = data.get("icmp")
+    return (
+        data["direction"],
+        data["protocol"],
+        data["peer"],
+        data["peer_type"],
+        data["stateless"],
+        tuple(data["ports"]) if data["ports"] else None,
+        tuple(data["source_ports"]) if data.get("source_ports") else None,
+        (icmp["type"], icmp.get("code")) if icmp else None,
+        data.get("description"),
+    )
 
 
 def _list_rules(api: FakeOciApi, sl_id: str) -> list[Canon]:
@@ -174,6 +198,7 @@ def _snapshot(api: FakeOciApi, world: OkeWorld, kube: FakeKubeApi) -> dict[str, 
             for p, c in pools.items()
         },
         "mode": kube.get_object("Service", "web", "shop")["metadata"]["annotations"][RULE_MODE],
+        "annotations": kube.get_object("Service", "web", "shop")["metadata"]["annotations"],
         "ours": _our_nsgs(api),
     }
 
@@ -218,8 +243,10 @@ def test_move_rules_to_nsg_is_applied_verified_and_rolled_back(
     after = _snapshot(oci_api, world, kube_api)
     ours = after["ours"]
     assert len(ours) == 4 and after["mode"] == "NSG"
+    lb_nsg = next(n for n in ours if oci_api.get(n)["displayName"].endswith("-load-balancers"))
+    assert after["annotations"]["oci.oraclecloud.com/oci-network-security-groups"] == lb_nsg
     assert all(rules == [] for rules in after["lists"].values())  # every rule left the lists
-    ssh = ("ingress", "6", "0.0.0.0/0", False, (22, 22))
+    ssh = _canon(rule("ingress", "0.0.0.0/0", port=22))
     in_nsgs = {_canon(r) for n in ours for r in oci_api.nsg_rules[n]}
     assert ssh not in in_nsgs  # dropped by the default variant: the fix
     assert set().union(*_migrated(plan).values()) == in_nsgs
@@ -261,7 +288,7 @@ def test_conservative_variant_keeps_the_world_open_rule_in_an_nsg(
     backends = _backends(live)
     outcome = execute_plan(plan, backends, lambda *_: None)
     assert outcome.state == "applied", outcome.reason
-    ssh = ("ingress", "6", "0.0.0.0/0", False, (22, 22))
+    ssh = _canon(rule("ingress", "0.0.0.0/0", port=22))
     assert any(_canon(r) == ssh for n in _our_nsgs(oci_api) for r in oci_api.nsg_rules[n])
 
 
