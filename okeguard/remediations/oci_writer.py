@@ -197,14 +197,13 @@ def _options(rule: SecurityRule) -> dict[str, Any]:
 
     core = oci.core.models
     ports = rule.ports is not None or rule.source_ports is not None
-    if rule.inexact or (ports and rule.protocol not in ("6", "17")):
-        raise StepFailed(
-            f"{rule.direction} rule {rule.peer}: port ranges on protocol {rule.protocol}"
-        )
+    what = f"{rule.direction} rule {rule.peer}"
+    if rule.inexact:
+        raise StepFailed(f"{what}: {rule.inexact}: okeguard cannot write it exactly")
+    if ports and rule.protocol not in ("6", "17"):
+        raise StepFailed(f"{what}: port ranges on protocol {rule.protocol}")
     if rule.icmp is not None and rule.protocol not in ("1", "58"):
-        raise StepFailed(
-            f"{rule.direction} rule {rule.peer}: ICMP options on protocol {rule.protocol}"
-        )
+        raise StepFailed(f"{what}: ICMP options on protocol {rule.protocol}")
     if rule.icmp is not None:
         return {"icmp_options": core.IcmpOptions(type=rule.icmp.type, code=rule.icmp.code)}
     if not ports:

@@ -435,6 +435,7 @@ def test_every_oci_operation_is_registered() -> None:
         "oci.verify-nsg-migration",
         "oci.remove-security-list-rules",
         "oci.set-endpoint-public",
+        "k8s.attach-lb-nsg",
     } <= set(ACTIONS)
 
 
