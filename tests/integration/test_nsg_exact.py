@@ -22,7 +22,7 @@ from okeguard.remediations import kube_actions, oci_actions, workflow
 from okeguard.remediations.engine import SimulatedCrash, execute_plan
 from okeguard.remediations.kube_writer import MERGE_PATCH
 from okeguard.remediations.live import LiveCluster
-from okeguard.remediations.plan import Plan
+from okeguard.remediations.plan import Plan, PlanError
 from okeguard.remediations.planners import plan_finding
 from tests.fakes.kube_api import FakeKubeApi
 from tests.fakes.oci_api import REGION, FakeOciApi, running_fake_oci_api
@@ -302,6 +302,33 @@ def test_without_a_service_the_load_balancer_list_keeps_its_rules(
     outcome = execute_plan(plan, live.backends(), lambda *_: None)
     assert outcome.state == "applied", outcome.reason
     assert list_rules(oci_api, lb) == before
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (
+            {**SPORT_443_INSIDE, "tcpOptions": {}},
+            r"'workers-sl': ingress rule 10\.0\.0\.0/16 TCP all ports \(stateless\) has empty TCP options",
+        ),
+        (
+            {**PATH_MTU, "icmpOptions": {"code": 4}},
+            r"'workers-sl': ingress rule 0\.0\.0\.0/0 ICMP all types \(stateful\) has ICMP options without a type",
+        ),
+        (
+            UDP_BOTH,
+            r"'workers-sl' holds ingress rule 10\.0\.0\.0/16 UDP sport 53 -> dport 1024-65535 \(stateless\) twice",
+        ),
+    ],
+)
+def test_rules_read_from_oci_that_cannot_move_exactly_are_refused(
+    live: LiveCluster, oci_api: FakeOciApi, world: OkeWorld, extra: dict[str, Any], message: str
+) -> None:
+    workers = world.security_lists["workers"]
+    ingress = oci_api.get(workers)["ingressSecurityRules"]
+    oci_api.update(workers, ingressSecurityRules=[*ingress, extra])
+    with pytest.raises(PlanError, match=message):
+        migration(live)
 
 
 # -- a crash after every step -------------------------------------------------------------------
