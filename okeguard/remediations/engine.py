@@ -41,6 +41,11 @@ class StepFailed(OkeguardError):
         self.wrote_nothing = wrote_nothing
 
 
+class UndoRefused(StepFailed):
+    """A step took effect but its object changed since (or the live state cannot tell whether it
+    took effect): undoing it would overwrite someone else's change, so it is left as it is."""
+
+
 class VerifyFailed(OkeguardError):
     """The change was made but the result is not healthy (a crash-looping rollout, say)."""
 
@@ -131,6 +136,47 @@ class StepState:
     record: dict[str, Any] | None = None  # None: started, result unknown
 
 
+def target_text(target: Mapping[str, Any]) -> str:
+    """An operation's target as people name it: ``Deployment shop/web``, ``VaultSecret db``."""
+    kind = str(target.get("kind") or "object")
+    name = target.get("name") or target.get("id") or target.get("ocid") or "?"
+    namespace = target.get("namespace")
+    return f"{kind} {namespace}/{name}" if namespace else f"{kind} {name}"
+
+
+@dataclass(frozen=True)
+class NotUndone:
+    """A step a rollback left in effect, and why."""
+
+    index: int
+    op: Operation
+    why: str
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "step": self.index,
+            "action": self.op.action,
+            "target": dict(self.op.target),
+            "why": self.why,
+        }
+
+    def __str__(self) -> str:
+        return (
+            f"step {self.index + 1} ({self.op.action}) on {target_text(self.op.target)}: {self.why}"
+        )
+
+
+def incomplete_reason(reason: str, not_undone: Sequence[NotUndone]) -> str:
+    """``reason`` plus what a rollback left in effect, worded as a call for manual action."""
+    objects = list(dict.fromkeys(target_text(n.op.target) for n in not_undone))
+    steps = "; ".join(str(n) for n in not_undone)
+    return (
+        f"{reason}; manual action needed: the rollback is incomplete, check "
+        f"{', '.join(objects)} by hand ({'it was' if len(objects) == 1 else 'they were'} left "
+        f"as found) — {steps}"
+    )
+
+
 @dataclass
 class Outcome:
     """How a run ended: ``state`` is the request's final state."""
@@ -195,22 +241,25 @@ def execute_plan(
 def _undo(done: Sequence[StepState], backends: Backends, emit: Emit, reason: str) -> Outcome:
     if not done:
         return Outcome("failed", reason, [])
-    problems = revert_steps(done, backends, emit)
-    if problems:
-        return Outcome("failed", f"{reason}; rollback incomplete: {'; '.join(problems)}", [])
+    not_undone = revert_steps(done, backends, emit)
+    if not_undone:
+        return Outcome("failed", incomplete_reason(reason, not_undone), [])
     return Outcome("rolled-back", reason, list(done))
 
 
 def revert_steps(
     steps: Sequence[StepState], backends: Backends, emit: Emit, *, only_in_effect: bool = False
-) -> list[str]:
-    """Undo ``steps`` newest first; returns the problems (empty: all reverted).
+) -> list[NotUndone]:
+    """Undo ``steps`` newest first; returns what was left in effect (empty: all reverted).
 
     With ``only_in_effect`` (reconciliation), a step is reverted only when the live state shows
-    it took effect; a step that never landed is recorded as such.
+    it took effect; a step that never landed is recorded as such. The first step that cannot be
+    undone (irreversible, refused because its object changed since, or failing) stops the
+    rollback: the steps before it stay in effect too, because undoing them under it could break
+    the target. Those are recorded together in ``remediation.rollback-incomplete``.
     """
-    problems: list[str] = []
-    for state in reversed(steps):
+    pending = list(reversed(steps))
+    for position, state in enumerate(pending):
         op, index = state.op, state.index
         act = action_for(op)
         token = retry_token(backends.request_id, backends.plan_hash, index)
@@ -221,16 +270,38 @@ def revert_steps(
                 continue
             if not op.reversible:
                 emit("remediation.step.irreversible", _step_payload(index, op))
-                problems.append(f"step {index + 1} ({op.action}) cannot be undone")
-                break
+                why = "it cannot be undone (it deleted or replaced something for good)"
+                return _left_in_effect(
+                    NotUndone(index, op, why), pending[position + 1 :], backends, emit
+                )
             backends.guard()
             result = act.revert(op, backends, state.record, token)
         except OkeguardError as exc:
             emit("remediation.step.rollback-failed", _step_payload(index, op, error=str(exc)))
-            problems.append(f"step {index + 1} ({op.action}): {exc}")
-            break  # earlier steps stay: undoing them under a later one could break the target
+            first = NotUndone(index, op, f"could not be undone: {exc}")
+            return _left_in_effect(first, pending[position + 1 :], backends, emit)
         emit("remediation.step.rolled-back", _step_payload(index, op, result=result))
-    return problems
+    return []
+
+
+def _left_in_effect(
+    first: NotUndone, earlier: Sequence[StepState], backends: Backends, emit: Emit
+) -> list[NotUndone]:
+    """``first`` and the earlier steps still in effect (asked of the live state, reads only);
+    recorded as ``remediation.rollback-incomplete``."""
+    left = [first]
+    for state in earlier:
+        token = retry_token(backends.request_id, backends.plan_hash, state.index)
+        try:
+            live = action_for(state.op).in_effect(state.op, backends, state.record, token)
+        except OkeguardError as exc:
+            live, why = True, f"not undone (a later step could not be), and {exc}"
+        else:
+            why = "still in effect: not undone under a later step that could not be"
+        if live:
+            left.append(NotUndone(state.index, state.op, why))
+    emit("remediation.rollback-incomplete", {"not_undone": [n.payload() for n in left]})
+    return left
 
 
 def verify_steps(steps: Sequence[StepState], backends: Backends) -> None:
@@ -245,8 +316,11 @@ def all_in_effect(plan: Plan, steps: Sequence[StepState], backends: Backends) ->
         return False
     for state in steps:
         token = retry_token(backends.request_id, backends.plan_hash, state.index)
-        if not action_for(state.op).in_effect(state.op, backends, state.record, token):
-            return False
+        try:
+            if not action_for(state.op).in_effect(state.op, backends, state.record, token):
+                return False
+        except UndoRefused:
+            return False  # changed since: not the run's result; the undo path reports it
     return True
 
 

@@ -19,7 +19,13 @@ from typing import Any
 
 import jsonpatch
 
-from okeguard.remediations.engine import Backends, StepFailed, VerifyFailed, register
+from okeguard.remediations.engine import (
+    Backends,
+    StepFailed,
+    UndoRefused,
+    VerifyFailed,
+    register,
+)
 from okeguard.remediations.kube_writer import JSON_PATCH, KubeWriter
 from okeguard.remediations.plan import Operation
 
@@ -37,6 +43,7 @@ BAD_WAITING_REASONS = frozenset(
     }
 )
 REQUEST_LABEL = "okeguard.io/request"
+RV_PATH = "/metadata/resourceVersion"
 
 
 def _writer(backends: Backends) -> KubeWriter:
@@ -58,6 +65,34 @@ def patch_applies(doc: Mapping[str, Any], patch: list[dict[str, Any]]) -> bool:
     except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException):
         return False
     return True
+
+
+def _exists(doc: Any, pointer: str) -> bool:
+    try:
+        jsonpatch.JsonPointer(pointer).resolve(doc)
+    except (jsonpatch.JsonPointerException, KeyError, IndexError, TypeError):
+        return False
+    return True
+
+
+def patch_not_landed(doc: Mapping[str, Any], forward: list[dict[str, Any]]) -> bool:
+    """Whether ``doc`` shows no sign of the JSON Patch ``forward``: the object is still at the
+    resourceVersion it ``test`` s, or every value it ``test`` s is still there and nothing it
+    ``add`` s to an object exists yet. Anything else — partly ours, partly someone's — cannot be
+    told apart from a patch that landed and was changed afterwards."""
+    version = next(
+        (o.get("value") for o in forward if o.get("op") == "test" and o.get("path") == RV_PATH),
+        None,
+    )
+    if version is not None and (doc.get("metadata") or {}).get("resourceVersion") == version:
+        return True
+    tests = [o for o in forward if o.get("op") == "test" and o.get("path") != RV_PATH]
+    if not patch_applies(doc, tests):
+        return False
+    return not any(
+        o.get("op") == "add" and not str(o["path"]).endswith("/-") and _exists(doc, str(o["path"]))
+        for o in forward
+    )
 
 
 def _selector(doc: Mapping[str, Any]) -> str | None:
@@ -158,9 +193,25 @@ class PatchAction:
     def in_effect(
         self, op: Operation, backends: Backends, record: Mapping[str, Any] | None, token: str
     ) -> bool:
+        """True when the values the patch set are all still there (its undo applies); False when
+        it never landed (or was undone, or the object is gone); :class:`UndoRefused` when it
+        landed and was changed since, or the object no longer tells which: its undo would
+        overwrite someone's change."""
         kind, namespace, name = _where(op)
         doc = _writer(backends).get(kind, namespace, name)
-        return doc is not None and patch_applies(doc, list(op.undo["patch"]))
+        if doc is None:
+            return False  # gone: nothing this step set remains to undo
+        if patch_applies(doc, list(op.undo["patch"])):
+            return True
+        if patch_not_landed(doc, list(op.params["patch"])):
+            return False  # never landed, or already undone
+        what = f"{kind} {namespace}/{name}" if namespace else f"{kind} {name}"
+        raise UndoRefused(
+            f"{what} was changed since this step patched it"
+            + ("" if record is not None else " (or by someone else before it)")
+            + ": the values it set are no longer all there, and undoing it would overwrite "
+            "that change; left as it is"
+        )
 
     def revert(
         self, op: Operation, backends: Backends, record: Mapping[str, Any] | None, token: str

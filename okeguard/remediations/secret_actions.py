@@ -25,7 +25,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from okeguard.remediations import token_actions  # noqa: F401  (registers its operations)
-from okeguard.remediations.engine import Backends, StepFailed, VerifyFailed, register
+from okeguard.remediations.engine import (
+    Backends,
+    StepFailed,
+    UndoRefused,
+    VerifyFailed,
+    register,
+)
 from okeguard.remediations.kube_writer import JSON_PATCH, MERGE_PATCH
 from okeguard.remediations.plan import Operation
 from okeguard.remediations.secret_vault import (
@@ -81,6 +87,15 @@ class NewVersionAction:
                 f"Vault secret {op.target['name']} is {secret.lifecycle_state}, "
                 f"rotation {secret.rotation_status}: try again later"
             )
+        pinned = int(op.params["pinned_version"])
+        for mirror in op.params.get("mirrors") or ():
+            if not mirror_matches(backends, mirror, str(op.target["id"]), pinned):
+                raise StepFailed(
+                    f"Secret {mirror['namespace']}/{mirror['name']} does not hold version "
+                    f"{pinned} of Vault secret {op.target['name']}, the current one (key "
+                    f"{mirror['key']}): a rollback could restore only a Vault version, not what "
+                    "it holds now, so nothing was written; sync it with Vault and plan again"
+                )
 
     def run(self, op: Operation, backends: Backends, token: str) -> dict[str, Any]:
         import oci
@@ -157,11 +172,15 @@ class NewVersionAction:
             )
 
     def _ours(self, op: Operation, backends: Backends, token: str) -> int | None:
-        """The number of the version this step created (found by its name), if any."""
+        """The number of the version this step created, if any: found by its name (update), or
+        taken to be the first version after the pinned one (a rotation cannot be named)."""
+        secret_id, pinned = str(op.target["id"]), int(op.params["pinned_version"])
+        versions = vault_versions(backends, secret_id)
         if op.params["mode"] != "update":
-            return None
-        secret_id, name = str(op.target["id"]), _version_name(token)
-        for version in vault_versions(backends, secret_id):
+            newer = [int(v.version_number) for v in versions if int(v.version_number) > pinned]
+            return min(newer, default=None)
+        name = _version_name(token)
+        for version in versions:
             if getattr(version, "name", None) == name:
                 return int(version.version_number)
         return version_named(backends, secret_id, name)
@@ -169,13 +188,23 @@ class NewVersionAction:
     def in_effect(
         self, op: Operation, backends: Backends, record: Mapping[str, Any] | None, token: str
     ) -> bool:
+        """True while this step's version is current; False when it made none, or the pinned
+        version is current again; :class:`UndoRefused` when another version was made current
+        since (the undo would replace it)."""
         secret, _ = vault_secret(backends, str(op.target["id"]))
-        if record and record.get("version") is not None:
-            return int(secret.current_version_number) == int(record["version"])
-        if op.params["mode"] == "update":
-            return self._ours(op, backends, token) is not None
-        # A rotation cannot be named: a version newer than the pinned one is taken to be ours.
-        return int(secret.current_version_number) != int(op.params["pinned_version"])
+        current, pinned = int(secret.current_version_number), int(op.params["pinned_version"])
+        ours = (record or {}).get("version")
+        if ours is None:
+            ours = self._ours(op, backends, token)
+        if ours is None or current == pinned:
+            return False
+        if current == int(ours):
+            return True
+        raise UndoRefused(
+            f"Vault secret {op.target['name']}: version {current} is current, not this step's "
+            f"({ours}): someone changed it since, and the undo would replace their version; "
+            "left as it is"
+        )
 
     def revert(
         self, op: Operation, backends: Backends, record: Mapping[str, Any] | None, token: str
@@ -197,17 +226,16 @@ class NewVersionAction:
         live, etag = vault_secret(backends, secret_id)
         current = int(live.current_version_number)
         ours = record.get("version")
-        if ours is None and op.params["mode"] == "update":
+        if ours is None:
             ours = self._ours(op, backends, token)
-        previous = record.get("previous_version")
-        if previous is None:
-            previous = previous_version(backends, secret_id)
+        previous = record.get("previous_version", op.params.get("pinned_version"))
         if previous is None:
             raise StepFailed(f"Vault secret {name}: the previous version is unknown")
-        if ours is not None and current != int(ours):
-            raise StepFailed(
-                f"Vault secret {name}: version {current} is current, not ours ({ours}); "
-                "someone changed it since, so it is left as it is"
+        if current != int(previous) and (ours is None or current != int(ours)):
+            raise UndoRefused(
+                f"Vault secret {name}: version {current} is current, not this step's ({ours}): "
+                "someone changed it since, and the undo would replace their version; left as "
+                "it is"
             )
         details = oci.vault.models.UpdateSecretDetails(current_version_number=int(previous))
         if current != int(previous):
@@ -305,36 +333,120 @@ class SyncSecretAction:
                 f"version {record['version']}"
             )
 
+    def _previous(self, op: Operation, backends: Backends, record: Mapping[str, Any]) -> int:
+        """The Vault version the Secret held before this step (checked when the run began)."""
+        previous = op.undo.get("version", record.get("previous_version"))
+        if previous is None:  # a plan made before the version was pinned in its undo
+            previous = previous_version(backends, str(op.params["secret_id"]))
+        if previous is None:
+            raise StepFailed("the Vault secret has no previous version to restore")
+        return int(previous)
+
+    def _as_before(self, op: Operation, backends: Backends, doc: Mapping[str, Any]) -> bool:
+        """Whether ``doc`` is as it was before this step: the previous version's content and
+        every annotation the step writes exactly as it was (compared by digest, in memory)."""
+        before = op.undo.get("annotations")
+        if before is None:
+            return False
+        annotations = (doc.get("metadata") or {}).get("annotations") or {}
+        if any(annotations.get(key) != value for key, value in before.items()):
+            return False
+        ref = {**op.target, "key": op.params["key"]}
+        return mirror_matches(backends, ref, str(op.params["secret_id"]), int(op.undo["version"]))
+
     def in_effect(
         self, op: Operation, backends: Backends, record: Mapping[str, Any] | None, token: str
     ) -> bool:
+        """True while the Secret carries this step's mark; False when the step never wrote it
+        (or it was undone); :class:`UndoRefused` when it was written and changed since."""
         kind, namespace, name = where(op.target)
-        doc = kube(backends).get(kind, namespace, name) or {}
-        annotations = (doc.get("metadata") or {}).get("annotations") or {}
-        return bool(annotations.get(ROTATED_BY) == token)
+        doc = kube(backends).get(kind, namespace, name)
+        if doc is None:
+            return False  # gone: nothing this step wrote remains
+        meta = doc.get("metadata") or {}
+        if (meta.get("annotations") or {}).get(ROTATED_BY) == token:
+            return True
+        if meta.get("resourceVersion") == op.params.get("resourceVersion"):
+            return False  # untouched since the plan
+        if self._as_before(op, backends, doc):
+            return False
+        raise UndoRefused(
+            f"Secret {namespace}/{name} was changed since this step wrote it"
+            + ("" if record is not None else " (or by someone else before it)")
+            + f": it no longer carries the step's {ROTATED_BY} mark, and undoing it would "
+            "overwrite that change; left as it is"
+        )
+
+    def _guard(
+        self, op: Operation, backends: Backends, record: Mapping[str, Any], token: str
+    ) -> list[dict[str, Any]]:
+        """The ``test`` s that bind the undo to the Secret exactly as this step left it."""
+        kind, namespace, name = where(op.target)
+        mark = {"op": "test", "path": ann_path(ROTATED_BY), "value": token}
+        if record.get("resourceVersion"):
+            rv = record["resourceVersion"]
+        else:  # the record was lost in a crash: the Secret must still hold what the step wrote
+            doc = kube(backends).get(kind, namespace, name) or {}
+            meta = doc.get("metadata") or {}
+            annotations = meta.get("annotations") or {}
+            wrote = annotations.get(VERSION_ANNOTATION)
+            ref = {**op.target, "key": op.params["key"]}
+            if annotations.get(ROTATED_BY) != token or not (
+                str(wrote).isdigit()
+                and mirror_matches(backends, ref, str(op.params["secret_id"]), int(str(wrote)))
+            ):
+                raise UndoRefused(
+                    f"Secret {namespace}/{name} was changed since this step wrote it: it does "
+                    "not hold the version the step wrote any more, and undoing it would "
+                    "overwrite that change; left as it is"
+                )
+            rv = meta.get("resourceVersion")
+        return [{"op": "test", "path": "/metadata/resourceVersion", "value": rv}, mark]
 
     def revert(
         self, op: Operation, backends: Backends, record: Mapping[str, Any] | None, token: str
     ) -> dict[str, Any]:
+        """Put the Secret back exactly as it was: the previous version's content, and each
+        annotation the step wrote restored to its value before, or removed if it had none."""
         record = record or {}
-        previous = record.get("previous_version")
-        if previous is None:  # the Vault step is undone after this one: PREVIOUS is still right
-            previous = previous_version(backends, str(op.params["secret_id"]))
-        if previous is None:
-            raise StepFailed("the Vault secret has no previous version to restore")
-        expect = [{"op": "test", "path": ann_path(ROTATED_BY), "value": token}]
-        if record.get("resourceVersion"):
-            expect.insert(
-                0,
-                {
-                    "op": "test",
-                    "path": "/metadata/resourceVersion",
-                    "value": record["resourceVersion"],
-                },
-            )
-        rv = self._write(op, backends, int(previous), expect, f"{token}-undo")
+        kind, namespace, name = where(op.target)
+        previous = self._previous(op, backends, record)
+        guard = self._guard(op, backends, record, token)
+        before = op.undo.get("annotations")
+        if before is None:  # a plan made before the annotations were kept: the old undo
+            before = {VERSION_ANNOTATION: str(previous), ROTATED_AT: now_text()}
+            before[ROTATED_BY] = f"{token}-undo"
+        restore = [
+            {"op": "remove", "path": ann_path(key)}
+            if value is None
+            else {"op": "add", "path": ann_path(key), "value": value}
+            for key, value in before.items()
+        ]
+        secret_id, key = str(op.params["secret_id"]), str(op.params["key"])
+        patch = [
+            *guard,
+            {
+                "op": "add",
+                "path": data_path(key),
+                "value": bundle_content(backends, secret_id, previous),
+            },
+            *restore,
+        ]
+        try:
+            doc = kube(backends).patch(kind, namespace, name, patch, content_type=JSON_PATCH)
+        except StepFailed as exc:
+            if not exc.wrote_nothing:
+                raise
+            raise UndoRefused(
+                f"Secret {namespace}/{name}: the undo was refused ({exc}); someone changed it "
+                "since this step wrote it; left as it is"
+            ) from None
+        finally:
+            del patch
+        rv = (doc.get("metadata") or {}).get("resourceVersion")
+        del doc
         restart_workloads(backends, list(op.undo.get("restart") or ()), token)
-        return {"version": int(previous), "resourceVersion": rv}
+        return {"version": previous, "resourceVersion": rv}
 
 
 @register("k8s.refresh-external-secret")

@@ -29,7 +29,7 @@ from okeguard.config import RemediationConfig
 from okeguard.inventory.model import Inventory, K8sObject, Workload
 from okeguard.inventory.oci_model import VaultSecret
 from okeguard.remediations.plan import Operation, Plan, PlanError
-from okeguard.remediations.secret_vault import ALPHABETS
+from okeguard.remediations.secret_vault import ALPHABETS, MIRROR_ANNOTATIONS
 from okeguard.remediations.token_rotation import (
     REMEDIATION,
     ROLLOUT_KINDS,
@@ -138,6 +138,7 @@ def _plan_vault(
     mirror_ops: list[Operation] = []
     restart: dict[tuple[str, str, str], Workload] = {}
     external: list[dict[str, Any]] = []
+    synced: list[dict[str, Any]] = []
     for mirror in mirrors:
         key = _mirror_key(mirror)
         users = consumers(inventory, mirror.namespace, mirror.name)
@@ -166,6 +167,7 @@ def _plan_vault(
                 )
             )
             continue
+        synced.append(secret)
         mirror_ops.append(
             Operation(
                 action="k8s.sync-secret-from-vault",
@@ -178,6 +180,9 @@ def _plan_vault(
                 },
                 undo={
                     "content": "the previous Vault version",
+                    "version": vs.current_version_number,
+                    # exactly as they were: a value, or None for an annotation that was absent
+                    "annotations": {a: mirror.annotations.get(a) for a in MIRROR_ANNOTATIONS},
                     "restart": [ref(w) for w in rollouts],
                 },
                 description=f"write the new Vault version into Secret "
@@ -189,6 +194,10 @@ def _plan_vault(
             f"no Kubernetes Secret is linked to Vault secret {vs.name} (annotation "
             f"{VAULT_ID_ANNOTATION}): whatever reads it directly must pick up the new version"
         )
+    if synced:
+        # checked before the new version is written: each must hold the pinned version, the
+        # content its rollback restores
+        params["mirrors"] = synced
     vault_op = Operation(
         action="vault.new-version",
         target={"kind": "VaultSecret", "id": vs.id, "name": vs.name},

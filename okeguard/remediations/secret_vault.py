@@ -29,6 +29,8 @@ ROTATED_BY = "okeguard.io/rotated-by"
 ROTATED_AT = "okeguard.io/rotated-at"
 RESTART_TOKEN = "okeguard.io/restart-token"
 REFRESHED_BY = "okeguard.io/refreshed-by"
+# What a mirror sync writes besides the data, and its undo puts back exactly as it was.
+MIRROR_ANNOTATIONS = (VERSION_ANNOTATION, ROTATED_AT, ROTATED_BY)
 REFUSED = frozenset({400, 401, 403, 404, 409, 412, 422})
 
 

@@ -43,6 +43,7 @@ from okeguard.remediations.engine import (
     Outcome,
     all_in_effect,
     execute_plan,
+    incomplete_reason,
     revert_steps,
     steps_from_events,
     verify_steps,
@@ -329,13 +330,14 @@ def rollback_request(
         backends.guard = lease.check
         try:
             lease.emit("remediation.rollback-started", {"steps": [s.index for s in steps]})
-            problems = revert_steps(steps, backends, lease.emit)
+            not_undone = revert_steps(steps, backends, lease.emit)
         except LeaseLost:
             raise _taken_over(sessions, request_id, actor, owner, "rollback") from None
-        outcome = Outcome(
-            "failed" if problems else "rolled-back",
-            f"rollback on request by {actor}"
-            + (f"; incomplete: {'; '.join(problems)}" if problems else ""),
+        reason = f"rollback on request by {actor}"
+        outcome = (
+            Outcome(S.FAILED.value, incomplete_reason(reason, not_undone))
+            if not_undone
+            else Outcome(S.ROLLED_BACK.value, reason)
         )
         _finish(sessions, request_id, actor, S.APPLIED, outcome, owner, doing="rollback")
     return ApplyResult(request_id, outcome.state, outcome.reason, approved_hash)
@@ -469,9 +471,9 @@ def _settle(
                 sessions, request_id, actor, S.APPLYING, outcome, lease.owner, doing="reconcile"
             )
             return ApplyResult(request_id, S.APPLIED.value, reason, approved_hash)
-    problems = revert_steps(steps, backends, emit, only_in_effect=True)
-    if problems:
-        reason = f"reconciled after an interruption; could not undo: {'; '.join(problems)}"
+    not_undone = revert_steps(steps, backends, emit, only_in_effect=True)
+    if not_undone:
+        reason = incomplete_reason("reconciled after an interruption", not_undone)
         if state == S.FAILED.value:
             with sessions.begin() as session:
                 release(session, request_id, lease.owner)

@@ -106,11 +106,13 @@ def test_vault_finding_update_path_syncs_the_mirror_and_restarts_consumers() -> 
     p = plan(inv, "oke.vault-secret-not-rotated")
     assert actions(p) == ["vault.new-version", "k8s.sync-secret-from-vault", "k8s.restart-consumer"]
     vault, sync, restart = p.operations
+    mirror = {"kind": "Secret", "namespace": "shop", "name": "db", "key": "password"}
     assert vault.params == {
         "mode": "update",
         "pinned_version": VERSION,
         "length": 32,
         "alphabet": "alphanumeric",
+        "mirrors": [mirror],  # each must hold the pinned version before anything is written
     }
     assert sync.target == {"kind": "Secret", "namespace": "shop", "name": "db"}
     assert sync.params == {
@@ -120,6 +122,13 @@ def test_vault_finding_update_path_syncs_the_mirror_and_restarts_consumers() -> 
         "resourceVersion": "100",
     }
     assert sync.undo["restart"] == [{"kind": "Deployment", "namespace": "shop", "name": "api"}]
+    assert sync.undo["version"] == VERSION
+    # what the undo puts back exactly: absent annotations are removed again
+    assert sync.undo["annotations"] == {
+        "okeguard.io/vault-secret-version": None,
+        "okeguard.io/rotated-at": None,
+        "okeguard.io/rotated-by": None,
+    }
     assert restart.target == {"kind": "Deployment", "namespace": "shop", "name": "api"}
     assert any("CronJob shop/report" in r for r in p.risks)
     no_values(p)
@@ -128,7 +137,18 @@ def test_vault_finding_update_path_syncs_the_mirror_and_restarts_consumers() -> 
 def test_rotation_target_uses_rotate_secret() -> None:
     inv = world([linked_secret()], vault_secret(target_system="ADB"))
     vault = plan(inv, "oke.vault-secret-not-rotated").operations[0]
-    assert vault.params == {"mode": "rotate", "pinned_version": VERSION}
+    mirror = {"kind": "Secret", "namespace": "shop", "name": "db", "key": "password"}
+    assert vault.params == {"mode": "rotate", "pinned_version": VERSION, "mirrors": [mirror]}
+
+
+def test_the_undo_keeps_the_annotations_a_previous_rotation_left() -> None:
+    earlier = {
+        "okeguard.io/rotated-at": "2025-03-01T00:00:00Z",
+        "okeguard.io/vault-secret-version": str(VERSION),
+    }
+    inv = world([linked_secret(**earlier)], vault_secret())
+    sync = plan(inv, "oke.vault-secret-not-rotated").operations[1]
+    assert sync.undo["annotations"] == {**earlier, "okeguard.io/rotated-by": None}
 
 
 def test_length_and_alphabet_from_settings_and_tags() -> None:
