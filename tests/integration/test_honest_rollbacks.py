@@ -9,20 +9,25 @@ PostgreSQL). "Someone else" changes objects through the API, as a person with ku
 from __future__ import annotations
 
 import copy
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
 from okeguard.audit.chain import verify_chain
 from okeguard.audit.crosscheck import crosscheck
 from okeguard.audit.models import RemediationRequest
+from okeguard.audit.types import utcnow
 from okeguard.config import ClusterConfig, Config
 from okeguard.remediations import workflow
-from okeguard.remediations.engine import SimulatedCrash, UndoRefused
+from okeguard.remediations.engine import SimulatedCrash, UndoRefused, retry_token
 from okeguard.remediations.kube_actions import PatchAction
 from okeguard.remediations.kube_writer import MERGE_PATCH, open_kube_writer
 from okeguard.remediations.live import LiveCluster
 from okeguard.remediations.plan import Plan
+from okeguard.remediations.planners import plan_finding
+from okeguard.remediations.secret_actions import SyncSecretAction
 from tests.fakes.kube_api import FakeKubeApi
 from tests.fakes.oci_api import FakeOciApi
 from tests.fakes.oci_world import OkeWorld, secret_content
@@ -241,8 +246,6 @@ def _container(kube_api: FakeKubeApi) -> dict[str, Any]:
 
 
 def _web_plan(live: LiveCluster) -> Plan:
-    from okeguard.remediations.planners import plan_finding
-
     inventory = live.read()
     finding = next(
         f for f in live.findings(inventory, ("k8s.run-as-root",)) if f.status.value == "open"
@@ -318,3 +321,58 @@ def test_a_patch_is_told_apart_never_landed_in_effect_and_changed_since(
             action.in_effect(op, backends, {"resourceVersion": "1"}, "t")
     finally:
         backends.kube.close()
+
+
+def test_reconcile_fails_a_crashed_rotation_when_another_version_was_made_current(
+    database: Database, live: FakeLive, oci_api: FakeOciApi, world: OkeWorld
+) -> None:
+    """rotate_secret names no version: the first one after the pinned version is the step's,
+    and a later one made current by someone else is not replaced by the undo."""
+    sid = world.secret_ids[0]  # has a rotation target: rotate_secret
+    request_id = _approved(database, _plan(live, STALE, name="db-0"))
+    with pytest.raises(SimulatedCrash):
+        workflow.apply_request(database.sessions, request_id, "bob", live, crash_after=0)
+    assert _current(oci_api, sid) == 3
+    theirs = oci_api.add_secret_version(sid, secret_content("someone-else", 4))
+    [result] = _settle(database, live)
+    incomplete = _assert_failed_naming(database, result, ["VaultSecret"])
+    assert [s["step"] for s in incomplete["not_undone"]] == [0]
+    assert _current(oci_api, sid) == theirs
+    _audit_ok(database)
+
+
+def test_a_rollback_cut_short_after_restoring_the_mirror_is_finished_by_reconcile(
+    database: Database, live: FakeLive, kube_api: FakeKubeApi, oci_api: FakeOciApi, world: OkeWorld
+) -> None:
+    """The rollback restored the Secret and died before recording it: the Secret as it was
+    before the run reads as undone (not as changed by someone), and reconcile finishes."""
+    sid = world.secret_ids[1]
+    before = _secret(kube_api)
+    plan = _plan(live, STALE, name="db-1")
+    request_id = _approved(database, plan)
+    applied = workflow.apply_request(database.sessions, request_id, "bob", live)
+    assert applied.state == "applied"
+    record = next(
+        e["payload"]["result"]
+        for e in _events(database, request_id)
+        if e["action"] == "remediation.step.applied" and e["payload"]["step"] == 1
+    )
+    token = retry_token(request_id, plan.hash, 1)
+    SyncSecretAction().revert(plan.operations[1], live.backends(), record, token)
+    with database.sessions.begin() as session:  # what the dead rollback's claim left
+        session.execute(
+            update(RemediationRequest)
+            .where(RemediationRequest.id == request_id)
+            .values(owner="other-host:4242:feedbeef", lease_until=utcnow() - timedelta(seconds=1))
+        )
+    [result] = workflow.reconcile(database.sessions, "reconciler", lambda _: live)
+    assert result.state == "rolled-back", result.reason
+    actions = [(e["action"], e["payload"].get("step")) for e in _events(database, request_id)]
+    assert ("remediation.step.not-in-effect", 1) in actions
+    assert _current(oci_api, sid) == 2
+    after = _secret(kube_api)
+    assert (after["data"], after["metadata"]["annotations"]) == (
+        before["data"],
+        before["metadata"]["annotations"],
+    )
+    _audit_ok(database)
