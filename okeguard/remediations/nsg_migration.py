@@ -156,13 +156,6 @@ def load_balancer_services(inventory: Inventory) -> list[K8sObject]:
     return sorted(found, key=lambda s: (s.namespace or "", s.name))
 
 
-def lb_services(inventory: Inventory) -> list[K8sObject]:
-    """LoadBalancer Services whose rule-management mode is not NSG, sorted."""
-    return [
-        s for s in load_balancer_services(inventory) if rule_management_mode(s)[0].upper() != "NSG"
-    ]
-
-
 def _lb_unattachable(state: OciState, cluster: OkeCluster, carriers: list[K8sObject]) -> str | None:
     """Why the load-balancer NSG cannot be attached, or None when it can."""
     if not carriers:
