@@ -9,8 +9,11 @@ Each operation's ``action`` names a registered :class:`Action`. The runner, for 
 3. writes (``remediation.step.applied`` with the action's result: new ids, versions, etags);
 
 then verifies every step (``remediation.verified``). A failed write or verification rolls back
-the steps already applied, newest first (``remediation.step.rolled-back``). Audit events are
-appended through ``emit``, which commits each one at once: the trail survives a crash.
+the steps already applied, newest first (``remediation.step.rolled-back``). An undo that is
+refused — the object changed since the step wrote it (:class:`UndoRefused`), or the step cannot
+be undone — stops the rollback there: what is still in effect is recorded in
+``remediation.rollback-incomplete`` and the run ends ``failed``, never ``rolled-back``. Audit
+events are appended through ``emit``, which commits each one at once: the trail survives a crash.
 
 Retried OCI creates carry an ``opc-retry-token`` derived from the request, the plan hash and the
 step (:func:`retry_token`), so a step replayed after a crash never creates twice.
