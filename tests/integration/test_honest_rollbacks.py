@@ -27,7 +27,7 @@ from okeguard.remediations.kube_writer import MERGE_PATCH, open_kube_writer
 from okeguard.remediations.live import LiveCluster
 from okeguard.remediations.plan import Plan
 from okeguard.remediations.planners import plan_finding
-from okeguard.remediations.secret_actions import SyncSecretAction
+from okeguard.remediations.secret_mirror import SyncSecretAction
 from tests.fakes.kube_api import FakeKubeApi
 from tests.fakes.oci_api import FakeOciApi
 from tests.fakes.oci_world import OkeWorld, secret_content
