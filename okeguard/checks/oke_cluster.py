@@ -11,12 +11,14 @@ here and :mod:`okeguard.checks.oke_network` uses them too.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from okeguard.checks._common import WORKLOAD_READS
 from okeguard.checks.cluster import runs_any
+from okeguard.checks.images import parse_image
 from okeguard.checks.model import ResourceRef, Severity, Status
 from okeguard.checks.registry import CheckContext, Hit, check
+from okeguard.inventory.model import Workload
 from okeguard.inventory.oci_model import NodePool, OciGap, OciState, OkeCluster
 
 AUDIT_RETENTION_MIN_DAYS = 365
@@ -24,6 +26,16 @@ AUDIT_RETENTION_MIN_DAYS = 365
 # Networking" page says both the VCN-native and the flannel CNI plugin let you implement
 # NetworkPolicy "by allowing you to use Calico".
 POLICY_ENGINES = ("calico", "cilium", "antrea", "kube-router")
+# The agents' images, as (organisation, repository name or its prefix before a "-"), matched on
+# the last two path segments whatever the registry or mirror path in front: Calico's node agent
+# (which the `canal` DaemonSet runs too), Cilium's agent, Antrea's agent (antrea-agent-ubuntu…)
+# and kube-router.
+POLICY_ENGINE_IMAGES = (
+    ("calico", "node"),
+    ("cilium", "cilium"),
+    ("antrea", "antrea-agent"),
+    ("cloudnativelabs", "kube-router"),
+)
 
 
 # --- helpers shared with oke_network ---------------------------------------------------------
@@ -238,10 +250,32 @@ def stale_node_image(ctx: CheckContext) -> Iterator[Hit]:
             )
 
 
-def _runs_policy_engine(ctx: CheckContext) -> str | None:
-    """The first workload (any namespace) that looks like a NetworkPolicy engine, or None."""
-    workload = runs_any(ctx.inventory.workloads, POLICY_ENGINES)
-    return None if workload is None else f"{workload.kind} {workload.namespace}/{workload.name}"
+def is_policy_engine_image(image: str) -> bool:
+    """True when ``image`` is a NetworkPolicy engine's agent (``quay.io/calico/node:v3.26``,
+    ``docker.io/cilium/cilium``, ``antrea/antrea-agent-ubuntu``…), from any registry."""
+    segments = parse_image(image).repository.lower().split("/")
+    if len(segments) < 2:
+        return False
+    organisation, name = segments[-2], segments[-1]
+    return any(
+        organisation == org and (name == repo or name.startswith(f"{repo}-"))
+        for org, repo in POLICY_ENGINE_IMAGES
+    )
+
+
+def policy_engine(workloads: Iterable[Workload]) -> Workload | None:
+    """The first workload that runs a NetworkPolicy engine, recognised by its name (or its image's
+    name: ``calico-node``, ``cilium``…) or by an engine agent's image, or None."""
+    candidates = list(workloads)
+    by_image = next(
+        (
+            w
+            for w in candidates
+            if any(c.image and is_policy_engine_image(c.image) for c in w.containers)
+        ),
+        None,
+    )
+    return by_image or runs_any(candidates, POLICY_ENGINES)
 
 
 @check(
@@ -255,7 +289,9 @@ def _runs_policy_engine(ctx: CheckContext) -> str | None:
 )
 def network_policy_not_enforced(ctx: CheckContext) -> Iterator[Hit]:
     """NetworkPolicies exist (or are recommended: there are workloads outside the system
-    namespaces) but nothing enforces them: no Calico, Cilium, Antrea or kube-router runs. Neither
+    namespaces) but nothing enforces them: no Calico, Cilium, Antrea or kube-router runs (in any
+    namespace, recognised by workload name or by the agent's image, such as `calico/node` from any
+    registry, which the `canal` DaemonSet runs too). Neither
     OKE CNI enforces policies alone; the flannel overlay and the VCN-native plugin both need
     Calico (or another engine) installed, as Oracle's "Pod Networking" page says."""
     state = oci_state(ctx)
@@ -270,7 +306,7 @@ def network_policy_not_enforced(ctx: CheckContext) -> Iterator[Hit]:
         why = "NetworkPolicies (recommended for its workloads) could not be enforced"
     else:
         return
-    if _runs_policy_engine(ctx) is None:
+    if policy_engine(ctx.inventory.workloads) is None:
         yield Hit(
             cluster_ref(cluster),
             f"cni_type is {cluster.cni_type} and no Calico, Cilium, Antrea or kube-router pods run, so {why}.",

@@ -1,9 +1,14 @@
 """OKE load-balancer checks (practices P1, P3, P7, P11): the load balancers that LoadBalancer
 Services make the OCI cloud-controller-manager (CCM) create, judged from the Services' spec and
-annotations."""
+annotations.
+
+They read only Services, so they run wherever Services are (a live cluster, a snapshot, a set of
+manifests), with or without the OCI side.
+"""
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterator, Mapping
 
 from okeguard.checks._common import object_hit
@@ -22,6 +27,10 @@ NLB_SL_MODE = "oci-network-load-balancer.oraclecloud.com/security-list-managemen
 LB_INTERNAL = "service.beta.kubernetes.io/oci-load-balancer-internal"
 NLB_INTERNAL = "oci-network-load-balancer.oraclecloud.com/internal"
 SSL_PORTS = "service.beta.kubernetes.io/oci-load-balancer-ssl-ports"
+# Kubernetes' own annotation (v1.AnnotationLoadBalancerSourceRangesKey), read by the CCM only
+# when spec.loadBalancerSourceRanges is empty.
+SOURCE_RANGES = "service.beta.kubernetes.io/load-balancer-source-ranges"
+SPEC_RANGES = "spec.loadBalancerSourceRanges"
 # Defaults of the legacy security-list annotations when neither annotation is set, from the
 # CCM's annotation table: "All" for a load balancer (an invalid value also falls back to
 # "All"), "None" for a network load balancer. The newer RULE_MODE annotation has no default
@@ -30,7 +39,10 @@ _LEGACY_MODES: Mapping[bool, tuple[str, str]] = {
     False: (LB_SL_MODE, "All"),
     True: (NLB_SL_MODE, "None"),
 }
-_VALID_LEGACY = ("All", "Frontend", "None")
+# Valid values by their lower-case spelling: the CCM lower-cases the newer annotation before
+# comparing, and CHECKS.md asks the same of the legacy one.
+_RULE_MODES = {"nsg": "NSG", "sl-all": "SL-All", "sl-frontend": "SL-Frontend", "none": "None"}
+_LEGACY_VALUES = {"all": "All", "frontend": "Frontend", "none": "None"}
 _SERVICE_READS = ("Service",)
 
 
@@ -47,11 +59,19 @@ def is_network_load_balancer(service: K8sObject) -> bool:
 
 
 def rule_management_mode(service: K8sObject) -> tuple[str, str]:
-    """(mode, where it comes from) of the CCM's security-rule management for a Service."""
+    """(mode, where it comes from) of the CCM's security-rule management for a Service.
+
+    The mode is spelt canonically (``NSG``, ``SL-All``, ``All``, ``None``…) whatever the case of
+    the annotation's value; an unknown value of the newer annotation is returned as written.
+    """
     annotations = service.annotations
     value = annotations.get(RULE_MODE)
     if value is not None:
-        return str(value).strip(), f"{RULE_MODE} is {str(value)!r}"
+        shown = str(value)
+        mode = _RULE_MODES.get(shown.strip().lower())
+        if mode is None:
+            return shown.strip(), f"{RULE_MODE} is {shown!r}, not a valid mode"
+        return mode, f"{RULE_MODE} is {shown!r}"
     key, default = _LEGACY_MODES[is_network_load_balancer(service)]
     legacy = annotations.get(key)
     if legacy is None:
@@ -59,10 +79,32 @@ def rule_management_mode(service: K8sObject) -> tuple[str, str]:
             default,
             f"neither {RULE_MODE} nor {key} is set, so the CCM default {default!r} applies",
         )
-    mode = str(legacy).strip()
-    if mode not in _VALID_LEGACY:
+    mode = _LEGACY_VALUES.get(str(legacy).strip().lower())
+    if mode is None:
         return default, f"{key} is {str(legacy)!r}, not a valid mode, so the CCM uses {default!r}"
     return mode, f"{key} is {str(legacy)!r}"
+
+
+def source_ranges(service: K8sObject) -> tuple[list[str], str | None]:
+    """(CIDRs, where they come from) that the CCM admits to a Service's load balancer:
+    ``spec.loadBalancerSourceRanges`` when it lists any, else the comma-separated
+    ``service.beta.kubernetes.io/load-balancer-source-ranges`` annotation; ``([], None)`` when
+    neither is set (the CCM then opens ``0.0.0.0/0``)."""
+    listed = [str(r).strip() for r in service.spec.get("loadBalancerSourceRanges") or ()]
+    listed = [r for r in listed if r]
+    if listed:
+        return listed, SPEC_RANGES
+    annotation = str(service.annotations.get(SOURCE_RANGES) or "")
+    parts = [part.strip() for part in annotation.split(",") if part.strip()]
+    return (parts, f"the {SOURCE_RANGES} annotation") if parts else ([], None)
+
+
+def is_world(cidr: str) -> bool:
+    """True for a range holding every address (``0.0.0.0/0``, ``::/0``, or any ``/0``)."""
+    try:
+        return ipaddress.ip_network(cidr, strict=False).prefixlen == 0
+    except ValueError:
+        return cidr in WORLD
 
 
 @check(
@@ -72,7 +114,6 @@ def rule_management_mode(service: K8sObject) -> tuple[str, str]:
     severity=Severity.MEDIUM,
     remediation="move-rules-to-nsg",
     reads=_SERVICE_READS,
-    oci=True,
 )
 def lb_security_list_mode(ctx: CheckContext) -> Iterator[Hit]:
     """A LoadBalancer Service whose security-rule management mode is not `NSG`. The mode is
@@ -80,7 +121,7 @@ def lb_security_list_mode(ctx: CheckContext) -> Iterator[Hit]:
     balancers alike); else the legacy security-list annotation, whose CCM default is `All` for a
     load balancer and `None` for a network load balancer. Security-list modes make the CCM edit
     subnet security lists, which Terraform reverts as drift; `None` leaves every rule to be kept
-    by hand."""
+    by hand. Values compare case-insensitively (`nsg` is `NSG`), as the CCM does."""
     for service in load_balancer_services(ctx):
         mode, source = rule_management_mode(service)
         if mode == "NSG":
@@ -102,30 +143,34 @@ def lb_security_list_mode(ctx: CheckContext) -> Iterator[Hit]:
     practice=("P1", "P3"),
     severity=Severity.MEDIUM,
     reads=_SERVICE_READS,
-    oci=True,
     severity_note="info when the planned exposure is `public`",
 )
 def public_load_balancer(ctx: CheckContext) -> Iterator[Hit]:
     """A LoadBalancer Service without the internal annotation
     (`service.beta.kubernetes.io/oci-load-balancer-internal: "true"`, or
     `oci-network-load-balancer.oraclecloud.com/internal: "true"` for a network load balancer)
-    and without `spec.loadBalancerSourceRanges` (or with `0.0.0.0/0` among them): the CCM then
-    opens the load balancer to the whole internet."""
+    and without source ranges (or with `0.0.0.0/0` among them): the CCM then opens the load
+    balancer to the whole internet. Source ranges are `spec.loadBalancerSourceRanges`, or, when
+    that is empty, the comma-separated `service.beta.kubernetes.io/load-balancer-source-ranges`
+    annotation, as the CCM reads them."""
     severity = Severity.INFO if ctx.config.exposure == "public" else None
     for service in load_balancer_services(ctx):
         key = NLB_INTERNAL if is_network_load_balancer(service) else LB_INTERNAL
         internal = service.annotations.get(key)
         if str(internal or "").strip().lower() == "true":
             continue
-        ranges = [str(r).strip() for r in service.spec.get("loadBalancerSourceRanges") or ()]
-        world = [r for r in ranges if r in WORLD]
+        ranges, where = source_ranges(service)
+        world = [r for r in ranges if is_world(r)]
         if ranges and not world:
             continue
         shown = "unset" if internal is None else repr(str(internal))
         if world:
-            why = f"spec.loadBalancerSourceRanges includes {world[0]}"
+            why = f"{where} includes {world[0]}"
         else:
-            why = "spec.loadBalancerSourceRanges is empty, so the CCM opens 0.0.0.0/0"
+            why = (
+                f"{SPEC_RANGES} is empty and the {SOURCE_RANGES} annotation is unset, "
+                "so the CCM opens 0.0.0.0/0"
+            )
         message = f"{key} is {shown} and {why}: the load balancer is public."
         yield object_hit(service, message, severity)
 
@@ -147,7 +192,6 @@ def _service_ports(service: K8sObject) -> list[int]:
     practice="P11",
     severity=Severity.INFO,
     reads=_SERVICE_READS,
-    oci=True,
 )
 def lb_without_tls(ctx: CheckContext) -> Iterator[Hit]:
     """A LoadBalancer Service (OCI load balancer) serves port 443 but

@@ -11,8 +11,9 @@ from datetime import datetime, timedelta
 from okeguard.checks._common import object_hit
 from okeguard.checks.model import ResourceRef, Severity, Status
 from okeguard.checks.registry import CheckContext, Hit, check
-from okeguard.inventory.model import K8sObject, parse_time
+from okeguard.inventory.model import K8sObject
 from okeguard.inventory.sensitive import key_format_of, marker_label
+from okeguard.timestamps import parse_timestamp
 
 ROTATED_AT_ANNOTATION = "okeguard.io/rotated-at"
 
@@ -38,11 +39,16 @@ def legacy_service_account_token(ctx: CheckContext) -> Iterator[Hit]:
 
 
 def secret_age_start(secret: K8sObject) -> datetime | None:
-    """The newest of the Secret's creation time and its ``okeguard.io/rotated-at`` annotation."""
+    """The newest of the Secret's ``metadata.creationTimestamp`` and its
+    ``okeguard.io/rotated-at`` annotation (strings, or the datetimes YAML makes of unquoted
+    ones); None when neither names a time."""
     times = [
         t
-        for t in (secret.created_at, parse_time(secret.annotations.get(ROTATED_AT_ANNOTATION)))
-        if t
+        for t in (
+            parse_timestamp(secret.metadata.get("creationTimestamp")),
+            parse_timestamp(secret.annotations.get(ROTATED_AT_ANNOTATION)),
+        )
+        if t is not None
     ]
     return max(times) if times else None
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from okeguard.kube_shapes import (
@@ -20,6 +20,7 @@ from okeguard.kube_shapes import (
     pod_spec_dotted,
     template_keys,
 )
+from okeguard.timestamps import parse_timestamp
 
 if TYPE_CHECKING:
     from okeguard.inventory.oci_model import OciState
@@ -72,14 +73,9 @@ __all__ = ["CONTAINER_FIELDS", "WORKLOAD_KINDS", "ContainerKind"]
 
 
 def parse_time(value: object) -> datetime | None:
-    """Parse a Kubernetes RFC 3339 timestamp (``2024-05-01T10:00:00Z``) to an aware datetime."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    """Parse a Kubernetes timestamp (``2024-05-01T10:00:00Z``, or the datetime YAML makes of an
+    unquoted one) to an aware datetime: see :func:`okeguard.timestamps.parse_timestamp`."""
+    return parse_timestamp(value)
 
 
 @dataclass(frozen=True, slots=True)

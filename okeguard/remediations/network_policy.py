@@ -12,7 +12,7 @@ import yaml
 
 from okeguard.checks.cluster import runs_any
 from okeguard.checks.model import Finding
-from okeguard.checks.oke_cluster import POLICY_ENGINES
+from okeguard.checks.oke_cluster import policy_engine
 from okeguard.config import RemediationConfig
 from okeguard.inventory.model import Inventory
 from okeguard.remediations.plan import Operation, Plan, PlanError
@@ -69,7 +69,7 @@ def plan_add_default_deny_policy(
                 f"Ingress {ingress.name}: its controller runs in another namespace and will be "
                 "blocked unless a policy admits it"
             )
-    if runs_any(inventory.workloads, POLICY_ENGINES) is None:
+    if policy_engine(inventory.workloads) is None:
         risks.append(
             "no NetworkPolicy engine (Calico, Cilium, Antrea, kube-router) runs in the cluster: "
             "the policy will be stored but not enforced (see oke.network-policy-not-enforced)"
