@@ -255,10 +255,10 @@ def fix_command(
             raise UsageError("--rollback takes a request id, not a finding")
         from okeguard.remediations.workflow import rollback_request
 
-        live = _live(config, context=context, kubeconfig=kubeconfig, cluster=cluster)
-        _confirm(yes, f"Roll back request {rollback_id} on {live.name}?")
+        owner = _live(config, context=context, kubeconfig=kubeconfig, cluster=cluster)
+        _confirm(yes, f"Roll back request {rollback_id} on {owner.name}?")
         with _sessions(_url(config_path), actor) as sessions:
-            _report(rollback_request(sessions, rollback_id, actor, live), "rolled-back")
+            _report(rollback_request(sessions, rollback_id, actor, owner), "rolled-back")
         return
     if not finding:
         raise UsageError("give the FINDING to fix (or --rollback REQUEST)")
@@ -275,7 +275,7 @@ def fix_command(
         inventories = _inventories(config, demo=demo, snapshot=snapshot, live=live)
         scope = live.effective_config if live else config
         target, inventory = locate_finding(scope, inventories, finding)
-        plan = plan_finding(target, inventory, config.remediation, variant)
+        plan = plan_finding(target, inventory, scope.remediation, variant)
     if output_format == "json":
         _out(json.dumps({**plan.to_dict(), "hash": plan.hash}, indent=2, sort_keys=True))
     else:

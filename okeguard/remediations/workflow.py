@@ -130,7 +130,7 @@ def replan(live: LiveCluster, plan: Plan) -> Plan:
     inventory = live.read()
     for finding in live.findings(inventory, (plan.check_id,)):
         if finding.fingerprint == plan.finding:
-            return plan_finding(finding, inventory, live.config.remediation, plan.variant)
+            return plan_finding(finding, inventory, live.effective_config.remediation, plan.variant)
     raise PlanError(
         f"the finding {short_hash(plan.finding)} ({plan.check_id}) is no longer present"
     )

@@ -3,6 +3,7 @@ scanning) and ``markdown`` (pull-request comments). Each is a function from repo
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 
 from okeguard.service import ScanReport
@@ -14,14 +15,10 @@ def renderer(name: str) -> Callable[..., str | bytes]:
     """The render function of a format (imported lazily: only the chosen one is loaded).
 
     JSON and SARIF render to UTF-8 bytes, table and markdown to text."""
-    if name == "json":
-        from okeguard.bot.formats.json_format import render
-    elif name == "sarif":
-        from okeguard.bot.formats.sarif import render
-    elif name == "markdown":
-        from okeguard.bot.formats.markdown import render
-    else:
-        from okeguard.bot.formats.table import render
+    module = {"json": "json_format", "sarif": "sarif", "markdown": "markdown"}.get(name, "table")
+    render: Callable[..., str | bytes] = importlib.import_module(
+        f"okeguard.bot.formats.{module}"
+    ).render
     return render
 
 

@@ -43,7 +43,10 @@ class _Segments:
         return "".join(text for text, _ in self.parts)
 
     def styled(self) -> Text:
-        return Text.assemble(*self.parts)
+        text = Text()
+        for part, style in self.parts:
+            text.append(part, style)
+        return text
 
 
 def _finding_lines(

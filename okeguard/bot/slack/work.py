@@ -214,4 +214,4 @@ def plan_live(
     from okeguard.remediations.planners import plan_finding
 
     finding, inventory, live = locate_live(ctx, fingerprint)
-    return plan_finding(finding, inventory, ctx.config.remediation, variant), live
+    return plan_finding(finding, inventory, live.effective_config.remediation, variant), live
