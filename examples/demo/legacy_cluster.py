@@ -44,6 +44,7 @@ from oke_system import node_infos, node_template
 from okeguard.inventory.model import KubeconfigUser
 from okeguard.inventory.oci_model import (
     FlowLog,
+    IcmpMatch,
     NodePool,
     Nsg,
     OciState,
@@ -513,7 +514,13 @@ def oci_state(c: Cluster, cluster_ocid: str, compartment: str) -> OciState:
             c.hex(64),
             (
                 _rule("ingress", VCN_CIDR, "all", description="inside the VCN"),
-                _rule("ingress", "0.0.0.0/0", ICMP, description="path MTU discovery"),
+                _rule(
+                    "ingress",
+                    "0.0.0.0/0",
+                    ICMP,
+                    description="path MTU discovery",
+                    icmp=IcmpMatch(3, 4),
+                ),
                 _rule("egress", "0.0.0.0/0", "all", description="all egress"),
             ),
         ),

@@ -23,6 +23,7 @@ from okeguard.inventory.oci_model import (
     ClusterEndpoint,
     Direction,
     FlowLog,
+    IcmpMatch,
     NodePool,
     Nsg,
     OciState,
@@ -205,6 +206,7 @@ def _rule(
     ports: tuple[int, int] | None = None,
     description: str | None = None,
     peer_type: str = "CIDR_BLOCK",
+    icmp: IcmpMatch | None = None,
 ) -> SecurityRule:
     return SecurityRule(
         direction=direction,
@@ -213,6 +215,7 @@ def _rule(
         peer_type=peer_type,
         ports=None if ports is None else PortRange(*ports),
         description=description,
+        icmp=icmp,
     )
 
 
@@ -279,7 +282,13 @@ def oci_state(
             _etag(c),
             (
                 _rule("ingress", VCN_CIDR, "all", description="inside the VCN"),
-                _rule("ingress", "0.0.0.0/0", ICMP, description="path MTU discovery"),
+                _rule(
+                    "ingress",
+                    "0.0.0.0/0",
+                    ICMP,
+                    description="path MTU discovery",
+                    icmp=IcmpMatch(3, 4),
+                ),
                 _egress_all(),
             ),
         ),
@@ -291,7 +300,13 @@ def oci_state(
             (
                 _rule("ingress", VCN_CIDR, "all", description="inside the VCN"),
                 _rule("ingress", "0.0.0.0/0", ports=(22, 22), description="ssh for the migration"),
-                _rule("ingress", "0.0.0.0/0", ICMP, description="path MTU discovery"),
+                _rule(
+                    "ingress",
+                    "0.0.0.0/0",
+                    ICMP,
+                    description="path MTU discovery",
+                    icmp=IcmpMatch(3, 4),
+                ),
                 _egress_all(),
             ),
         ),
