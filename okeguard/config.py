@@ -266,6 +266,31 @@ class DigestSchedule(_Strict):
         return self
 
 
+class ServeHttpConfig(_Strict):
+    """Limits of ``okeguard serve --http``, enforced before a request's signature is checked.
+    ``OKEGUARD_HTTP_<KEY>`` (e.g. ``OKEGUARD_HTTP_MAX_BODY_BYTES``) in the environment wins."""
+
+    max_body_bytes: int = Field(
+        1_048_576, ge=1024, description="Largest request body; larger ones get 413 unread."
+    )
+    read_timeout_seconds: float = Field(
+        10.0, gt=0, le=300, description="Time a client has to send a whole request (408 after)."
+    )
+    workers: int = Field(16, ge=1, le=256, description="Threads answering verified requests.")
+    backlog: int = Field(
+        64, ge=0, description="Verified requests waiting for a worker; more get 503 at once."
+    )
+    max_connections: int = Field(
+        512, ge=1, description="Connections open at once; more get 503 at once."
+    )
+
+
+class ServeConfig(_Strict):
+    """``okeguard serve`` itself."""
+
+    http: ServeHttpConfig = Field(default_factory=ServeHttpConfig)
+
+
 class ScheduleConfig(_Strict):
     """What ``okeguard serve`` runs by itself."""
 
@@ -287,6 +312,7 @@ class Config(_Strict):
     cli: CliConfig = Field(default_factory=CliConfig)
     exceptions: ExceptionsConfig = Field(default_factory=ExceptionsConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    serve: ServeConfig = Field(default_factory=ServeConfig)
     clusters: tuple[ClusterConfig, ...] = Field(
         (), description="The clusters `okeguard scan --config` scans."
     )

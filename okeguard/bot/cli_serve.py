@@ -4,8 +4,9 @@ Start-up, in order: load the configuration; migrate the database (audited); sett
 left behind (``remediations reconcile``); open the operations port (``/healthz``, ``/readyz``,
 ``/metrics``); start the scheduler (on the replica holding the leader lock); then serve Slack,
 in Socket Mode (``SLACK_APP_TOKEN``: outbound connections only) or, with ``--http PORT``, the
-Events API at ``/slack/events`` (``SLACK_SIGNING_SECRET``). ``SLACK_BOT_TOKEN`` is needed by
-both. Tokens are read from the environment only and never logged.
+Events API at ``/slack/events`` (``SLACK_SIGNING_SECRET``), bounded by ``serve.http`` and the
+``OKEGUARD_HTTP_*`` variables before any request is verified (``slack/http_server.py``).
+``SLACK_BOT_TOKEN`` is needed by both. Tokens are read from the environment only and never logged.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import click
 from okeguard.errors import ConfigError
 
 if TYPE_CHECKING:
+    from okeguard.bot.slack.http_server import SlackHttpServer
     from okeguard.bot.slack.ops import OpsServer
     from okeguard.bot.slack.scheduler import BotScheduler
     from okeguard.bot.slack.work import BotContext
@@ -48,21 +50,20 @@ class RunningBot:
     app: Any
     scheduler: BotScheduler
     ops: OpsServer
-    http: Any = None
+    http: SlackHttpServer | None = None
     threads: list[threading.Thread] = field(default_factory=list)
     socket_handler: Any = None
     workers: Any = None  # the scan worker process pool
 
     @property
     def http_port(self) -> int | None:
-        return int(self.http.server_address[1]) if self.http is not None else None
+        return self.http.port if self.http is not None else None
 
     def stop(self) -> None:
         if self.socket_handler is not None:
             self.socket_handler.close()
         if self.http is not None:
-            self.http.shutdown()
-            self.http.server_close()
+            self.http.stop()
         self.scheduler.shutdown()
         self.ops.stop()
         if self.workers is not None:
@@ -105,7 +106,10 @@ def start_bot(
     token = _env("SLACK_BOT_TOKEN", env, "the bot token (xoxb-…) of the Slack app")
     signing_secret = None
     if http_port is not None:
+        from okeguard.bot.slack.http_server import http_limits
+
         signing_secret = _env("SLACK_SIGNING_SECRET", env, "HTTP mode verifies every request")
+        limits = http_limits(config.serve.http, env)  # a bad OKEGUARD_HTTP_* stops us now
     client = make_client(token, base_url=env.get("OKEGUARD_SLACK_API_URL"))
     with _sessions(database_url):  # migrate (audited) before anything reads
         pass
@@ -165,10 +169,11 @@ def start_bot(
         bot.socket_handler = SocketModeHandler(app, app_token, web_client=client)
         bot.socket_handler.connect()
     elif http_port is not None:
-        bot.http = _http_server(app, host, http_port)
-        thread = threading.Thread(target=bot.http.serve_forever, daemon=True)
-        thread.start()
-        bot.threads.append(thread)
+        from okeguard.bot.slack.http_server import SlackHttpServer
+
+        assert signing_secret is not None
+        bot.http = SlackHttpServer(app, signing_secret, host, http_port, limits, path=EVENTS_PATH)
+        bot.http.start()
     return bot
 
 
@@ -182,31 +187,6 @@ def scan_in_worker(
     from okeguard.fleet import scan_configured
 
     return scan_configured(config, clusters, namespaces=namespaces, oci_endpoints=oci_endpoints)
-
-
-def _http_server(app: Any, host: str, port: int) -> Any:
-    from socketserver import ThreadingMixIn
-    from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
-
-    from slack_bolt.adapter.wsgi import SlackRequestHandler
-
-    handler = SlackRequestHandler(app)
-
-    def wsgi(environ: dict[str, Any], start_response: Any) -> Any:
-        if environ.get("PATH_INFO") != EVENTS_PATH:
-            start_response("404 Not Found", [("Content-Type", "text/plain")])
-            return [b"not found\n"]
-        return handler(environ, start_response)
-
-    class Quiet(WSGIRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    class Threading(ThreadingMixIn, WSGIServer):
-        daemon_threads = True
-        request_queue_size = 128  # a burst of clicks must not overflow the accept queue (5)
-
-    return make_server(host, port, wsgi, server_class=Threading, handler_class=Quiet)
 
 
 @click.command("serve")
@@ -246,7 +226,8 @@ def serve_command(
 
     \b
     Environment: SLACK_BOT_TOKEN (always), SLACK_APP_TOKEN (Socket Mode, the default),
-    SLACK_SIGNING_SECRET (--http), OKEGUARD_DATABASE_URL (optional).
+    SLACK_SIGNING_SECRET (--http), OKEGUARD_DATABASE_URL (optional), OKEGUARD_HTTP_* (limits
+    of --http: body size, read timeout, workers, backlog, connections; see serve.http).
     \b
     Examples:
       okeguard serve --config okeguard.yaml                 # Socket Mode: no inbound exposure
