@@ -226,6 +226,10 @@ class PatchAction:
 
 @register("k8s.create")
 class CreateAction:
+    """Creates one object labelled with its request; the undo deletes it, but only while it is
+    still as created: what the step set (the body's fields, labels and annotations) all still
+    there. Someone's later edit makes the undo :class:`UndoRefused`, never a silent delete."""
+
     def _body(self, op: Operation, backends: Backends) -> dict[str, Any]:
         body = copy.deepcopy(dict(op.params["body"]))
         labels = body.setdefault("metadata", {}).setdefault("labels", {})
@@ -239,7 +243,8 @@ class CreateAction:
     def run(self, op: Operation, backends: Backends, token: str) -> dict[str, Any]:
         kind, namespace, _ = _where(op)
         doc = _writer(backends).create(kind, namespace, self._body(op, backends))
-        return {"uid": (doc.get("metadata") or {}).get("uid")}
+        meta = doc.get("metadata") or {}
+        return {"uid": meta.get("uid"), "resourceVersion": meta.get("resourceVersion")}
 
     def verify(self, op: Operation, backends: Backends, record: Mapping[str, Any]) -> None:
         kind, namespace, name = _where(op)
@@ -254,20 +259,45 @@ class CreateAction:
         labels = ((doc or {}).get("metadata") or {}).get("labels") or {}
         return doc if labels.get(REQUEST_LABEL) == str(backends.request_id) else None
 
+    def _as_created(self, op: Operation, backends: Backends) -> dict[str, Any] | None:
+        """Our object when everything the step set is still there; None when it is not ours
+        (never created, deleted, replaced); UndoRefused when it was changed since."""
+        doc = self._ours(op, backends)
+        if doc is None:
+            return None
+        body = self._body(op, backends)
+        meta, ours = doc.get("metadata") or {}, body.get("metadata") or {}
+        changed = [
+            k for k in body if k not in ("apiVersion", "kind", "metadata") and doc.get(k) != body[k]
+        ]
+        for key in ("labels", "annotations"):
+            live = meta.get(key) or {}
+            changed += [f"{key}.{k}" for k, v in (ours.get(key) or {}).items() if live.get(k) != v]
+        if changed:
+            kind, namespace, name = _where(op)
+            what = f"{kind} {namespace}/{name}" if namespace else f"{kind} {name}"
+            raise UndoRefused(
+                f"{what} was changed since this step created it ({', '.join(changed)}): "
+                "deleting it would discard that change; left as it is"
+            )
+        return doc
+
     def in_effect(
         self, op: Operation, backends: Backends, record: Mapping[str, Any] | None, token: str
     ) -> bool:
-        return self._ours(op, backends) is not None
+        return self._as_created(op, backends) is not None
 
     def revert(
         self, op: Operation, backends: Backends, record: Mapping[str, Any] | None, token: str
     ) -> dict[str, Any]:
         kind, namespace, name = _where(op)
-        doc = self._ours(op, backends)
+        doc = self._as_created(op, backends)
         if doc is None:
             return {"deleted": False, "note": "not present (or not created by this request)"}
-        uid = (doc.get("metadata") or {}).get("uid")
-        deleted = _writer(backends).delete(kind, namespace, name, uid=uid)
+        meta = doc.get("metadata") or {}
+        uid, version = meta.get("uid"), meta.get("resourceVersion")
+        # guarded by what was just read: a change in between gets 409, and nothing is deleted
+        deleted = _writer(backends).delete(kind, namespace, name, uid=uid, resource_version=version)
         return {"deleted": deleted, "uid": uid}
 
 

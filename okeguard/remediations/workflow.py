@@ -358,7 +358,8 @@ def reconcile(
     the live state: when every step took effect it is verified, and marked ``applied`` only once
     that verification passed; otherwise every step that took effect is reverted, newest first,
     and the request ends ``rolled-back`` (``failed`` if something could not be undone, named in
-    its reason).
+    its reason). A ``failed`` request whose incomplete rollback was recorded is settled: it is
+    left for a person, not undone again at every reconcile.
     """
     now = now or utcnow()
     results: list[ApplyResult] = []
@@ -431,7 +432,16 @@ def _settle(
 ) -> ApplyResult | None:
     """Reconcile one claimed request (see :func:`reconcile`); None when there was nothing to do."""
     with sessions() as session:
-        steps = steps_from_events(plan, request_events(session, request_id))
+        events = request_events(session, request_id)
+        steps = steps_from_events(plan, events)
+    if state == S.FAILED.value and any(
+        e["action"] == "remediation.rollback-incomplete" for e in events
+    ):
+        # Already settled: what is left in effect was named and waits for a person. Undoing it
+        # again at every start would repeat the same refusal (and could undo a hand-made fix).
+        with sessions.begin() as session:
+            release(session, request_id, lease.owner)
+        return None
     if state != S.APPLYING.value and not steps:
         # failed before writing anything, or a rollback that finished undoing: nothing in effect
         with sessions.begin() as session:

@@ -193,7 +193,9 @@ def test_the_policy_created_is_exactly_the_planned_one_and_the_finding_goes(
 
 
 # == crashes, settled by reconcile ============================================================
-@pytest.mark.parametrize("meanwhile", ["nothing", "someone deletes the policy"])
+@pytest.mark.parametrize(
+    "meanwhile", ["nothing", "someone deletes the policy", "someone edits the policy"]
+)
 def test_a_crash_after_the_create_is_settled_applied_only_if_the_policy_is_there(
     database: Database, kube_api: FakeKubeApi, live: LiveCluster, meanwhile: str
 ) -> None:
@@ -202,24 +204,33 @@ def test_a_crash_after_the_create_is_settled_applied_only_if_the_policy_is_there
         workflow.apply_request(database.sessions, request_id, "bob", live, crash_after=0)
     assert _state(database, request_id).state == "applying"
     assert "remediation.step.applied" not in _actions(database, request_id)
-    if meanwhile != "nothing":
+    theirs = [{"from": [{"namespaceSelector": {"matchLabels": {"name": "ingress-nginx"}}}]}]
+    if meanwhile == "someone deletes the policy":
         created = _policy(kube_api)
         assert created is not None
         writer = open_kube_writer("fake", kubeconfig=live.cluster.kubeconfig)
         writer.delete("NetworkPolicy", "shop", POLICY_NAME, uid=created["metadata"]["uid"])
         writer.close()
+    elif meanwhile == "someone edits the policy":
+        _someone_patches(live, {"spec": {"ingress": theirs}})
     [result] = _reconcile(database, live)
-    expected = "applied" if meanwhile == "nothing" else "rolled-back"
+    expected = {"nothing": "applied", "someone edits the policy": "failed"}.get(
+        meanwhile, "rolled-back"
+    )
     assert (result.request_id, result.state) == (request_id, expected)
     assert _state(database, request_id).state == expected
     actions = _actions(database, request_id)
-    if expected == "applied":
+    if expected == "failed":  # their edit is kept, never deleted or settled as ours
+        assert "remediation.rollback-incomplete" in actions
+        kept = _policy(kube_api)
+        assert kept is not None and kept["spec"]["ingress"] == theirs
+    elif expected == "applied":
         assert actions[-2:] == ["remediation.verified", "remediation.applied"]
         assert _open(live) == {"billing"}
     else:
         assert "remediation.step.not-in-effect" in actions
         assert _policy(kube_api) is None and _open(live) == {"shop", "billing"}
-    assert _reconcile(database, live) == []  # settled for good
+    assert _reconcile(database, live) == []  # settled for good (failed waits for a person)
     _audit_ok(database)
 
 
@@ -275,12 +286,6 @@ def test_a_rollback_deletes_exactly_the_created_policy_and_the_finding_comes_bac
     _audit_ok(database)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: k8s.create's undo (kube_actions.CreateAction) deletes the object by uid "
-    "alone, so a policy someone edited after the create is deleted, edit and all, and the "
-    "request ends rolled-back; drop this marker with the fix",
-)
 def test_a_rollback_after_someone_edited_the_policy_is_refused_and_fails(
     database: Database, kube_api: FakeKubeApi, live: LiveCluster
 ) -> None:
