@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -78,3 +79,103 @@ def http_bot(
         yield running
     finally:
         running.stop()
+
+
+class ServeLog:
+    """The stderr of a running ``okeguard serve``, read line by line in a thread."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.lines: list[str] = []
+        self._lock = threading.Lock()
+
+    def add(self, line: str) -> None:
+        with self._lock:
+            self.lines.append(line)
+
+    def since(self, mark: int) -> list[str]:
+        """The lines logged after the first ``mark`` lines."""
+        with self._lock:
+            return self.lines[mark:]
+
+    def mark(self) -> int:
+        with self._lock:
+            return len(self.lines)
+
+
+@dataclass
+class ServeProcess:
+    """``okeguard serve --http 0`` in a process of its own: its pid, Events API port and log."""
+
+    pid: int
+    port: int
+    log: ServeLog
+
+    def status(self) -> dict[str, int]:
+        """``VmRSS``, ``VmHWM`` (KiB) and ``Threads`` of the process, from /proc/PID/status."""
+        found: dict[str, int] = {}
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM", "Threads"):
+                found[key] = int(value.split()[0])
+        return found
+
+
+@contextmanager
+def served(
+    tmp_path: Path,
+    slack: FakeSlackApi,
+    signing_secret: str,
+    *,
+    env: dict[str, str] | None = None,
+    database_url: str | None = None,
+) -> Iterator[ServeProcess]:
+    """The real ``okeguard serve --http 0`` (JSON logs) against ``slack`` with ``bot_config``'s
+    settings (a SQLite file unless ``database_url``); ``env`` adds variables. Terminated on exit."""
+    import os
+    import subprocess
+    import sys
+    import threading
+
+    import yaml
+
+    config = bot_config(tmp_path).model_dump(mode="json", exclude_defaults=True)
+    (tmp_path / "okeguard.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    full_env = {
+        **os.environ,
+        "SLACK_BOT_TOKEN": slack.bot_token,
+        "SLACK_SIGNING_SECRET": signing_secret,
+        "OKEGUARD_SLACK_API_URL": slack.base_url,
+        "OKEGUARD_DATABASE_URL": database_url or f"sqlite:///{tmp_path / 'bot.db'}",
+        "HOME": str(tmp_path),
+        **(env or {}),
+    }
+    command = [str(Path(sys.executable).with_name("okeguard")), "serve", "--http", "0"]
+    command += ["--config", str(tmp_path / "okeguard.yaml"), "--health-port", "0"]
+    command += ["--host", "127.0.0.1"]
+    process = subprocess.Popen(command, env=full_env, stderr=subprocess.PIPE, text=True)
+    assert process.stderr is not None
+    log = ServeLog()
+    port = 0
+    for line in process.stderr:
+        log.add(line.rstrip("\n"))
+        if "serving the Events API at" in line:
+            port = int(line.rsplit(":", 1)[1].split("/")[0])
+            break
+    else:
+        raise AssertionError(f"okeguard serve exited {process.wait()}: {log.lines}")
+    stderr = process.stderr
+
+    def read() -> None:
+        for line in stderr:
+            log.add(line.rstrip("\n"))
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        yield ServeProcess(process.pid, port, log)
+    finally:
+        process.terminate()
+        process.wait(30)
+        reader.join(5)
