@@ -384,7 +384,10 @@ class PlanBuilder:
                 "security-groups) before those rules leave the security lists; the cloud "
                 "controller manager attaches it when it reconciles each Service, and from then "
                 "on manages the Services' own rules in NSGs, no longer in the security lists "
-                "(the rules it wrote there before are copied as they are)"
+                "(the rules it wrote there before are copied as they are); okeguard verifies "
+                "that each Service names the NSG, not that the load balancer already has it: if "
+                "the controller has not reconciled a Service when the lists are emptied, that "
+                "load balancer's rules are in force nowhere until it does"
             )
         if self.kept:
             kept = sorted(self.state.security_lists[i].name for i in self.kept)
