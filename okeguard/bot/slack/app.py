@@ -6,6 +6,9 @@ retries (the same event id, the same click, the same submission) is processed on
 the acknowledgement path writes to the database (Slack's 3 s are for the answer): a replica
 remembers the keys it saw, and the work behind the acknowledgement first claims the key in
 ``slack_deliveries``, where a second claim (from a retry that reached another replica) fails.
+
+When the database cannot be reached, whoever clicked or typed is told so, privately, once
+(``outage.py``), and the log gets one line, not a traceback.
 """
 
 from __future__ import annotations
@@ -23,10 +26,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from okeguard.audit.models import DigestRecord, RemediationRequest, SlackDelivery
+from okeguard.bot.slack.outage import NOTICES, answer_database_down, database_unreachable, tell
 from okeguard.logs import new_request_id, request_context
 
 if TYPE_CHECKING:
-    from slack_bolt import App
+    from slack_bolt import App, BoltResponse
 
     from okeguard.bot.slack.work import BotContext
 
@@ -158,10 +162,17 @@ def once(ctx: BotContext) -> Callable[[Callable[..., None]], Callable[..., None]
         def run(**kwargs: Any) -> None:
             # lazy listeners run in Bolt's thread pool: carry the interaction's request id over
             with request_context(interaction_id(kwargs["body"])):
-                if claim(ctx, kwargs["body"]):
-                    started = ctx.now()
-                    listener(**kwargs)
-                    _log_outcome(ctx, kwargs["body"], started)
+                try:
+                    if claim(ctx, kwargs["body"]):
+                        started = ctx.now()
+                        listener(**kwargs)
+                        _log_outcome(ctx, kwargs["body"], started)
+                except Exception as exc:
+                    if not database_unreachable(exc):
+                        raise
+                    key = delivery_key(kwargs["body"])
+                    if key is None or not NOTICES.told_in_acknowledgement(key):
+                        tell(ctx, kwargs["body"], exc)
 
         return run
 
@@ -175,11 +186,22 @@ def build_app(
     token_verification: bool = True,
 ) -> App:
     """The Bolt app of the bot, using ``ctx.client`` for every Web API call."""
-    from slack_bolt import App, BoltResponse
+    from slack_bolt import App, BoltRequest, BoltResponse
 
     from okeguard.bot.slack import actions, commands
 
-    app = App(
+    class AcknowledgingApp(App):
+        def dispatch(self, req: BoltRequest) -> BoltResponse:
+            # returns once the acknowledgement is decided (Bolt's next() only sets a flag, so a
+            # middleware cannot see that): the work behind it may now ask what it said
+            try:
+                return super().dispatch(req)
+            finally:
+                key = delivery_key(req.body) if isinstance(req.body, dict) else None
+                if key is not None:
+                    NOTICES.acknowledged(key)
+
+    app = AcknowledgingApp(
         client=ctx.client,
         signing_secret=signing_secret,
         request_verification_enabled=signing_secret is not None,
@@ -201,13 +223,18 @@ def build_app(
             return next()
 
     @app.error
-    def report(error: Exception, body: dict[str, Any]) -> None:
+    def report(
+        error: Exception, body: dict[str, Any], response: BoltResponse | None
+    ) -> BoltResponse | None:
+        if database_unreachable(error):
+            return answer_database_down(ctx, body, delivery_key(body), error, response)
         ctx.metrics.slack_errors.labels("listener").inc()
         log.error(
             "Slack listener failed (%s): %s",
             body.get("type") or body.get("command"),
             type(error).__name__,
         )
+        return None
 
     commands.register(app, ctx)
     actions.register(app, ctx)
