@@ -200,6 +200,27 @@ class RemediationConfig(_Strict):
         ge=1,
         description="How long an OCI work request (endpoint update, node cycling) may take.",
     )
+    retry_attempts: int = Field(
+        4,
+        ge=1,
+        le=10,
+        description="Tries of one Kubernetes or OCI call that fails transiently (a 429; a 5xx, "
+        "timeout or reset of a read) before the step fails; 1 turns retries off.",
+    )
+    retry_max_seconds: float = Field(
+        30.0,
+        gt=0,
+        le=300,
+        description="How long the tries of one call may take in all, waits included; a "
+        "Retry-After that would run past it is not waited for.",
+    )
+    retry_base_seconds: float = Field(
+        0.5,
+        gt=0,
+        le=30,
+        description="First pause between tries when the server names no Retry-After; it doubles "
+        "(with jitter) up to 8 s.",
+    )
     run_as_user: int = Field(
         10001,
         ge=1,

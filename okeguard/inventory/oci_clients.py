@@ -112,14 +112,19 @@ def make_clients(
     timeout: float = 30.0,
     retry_attempts: int = 3,
     retry_base_sleep: float = 0.5,
+    retry_strategy: Any = None,
 ) -> Clients:
-    """SDK clients for every kind in :data:`CLIENT_CLASSES`, with bounded retries and timeouts."""
+    """SDK clients for every kind in :data:`CLIENT_CLASSES`, with bounded retries and timeouts.
+
+    ``retry_strategy`` (an ``oci.retry`` strategy) replaces the collector's, which retries any
+    429, 5xx, timeout or reset and so suits reads only: writers pass their own.
+    """
     import importlib
 
     import oci
 
     config, signer, tenancy = _config_and_signer(auth, region)
-    strategy = _retry_strategy(retry_attempts, retry_base_sleep)
+    strategy = retry_strategy or _retry_strategy(retry_attempts, retry_base_sleep)
     clients: dict[str, Any] = {}
     for kind, (module, name) in CLIENT_CLASSES.items():
         cls = getattr(importlib.import_module(module), name)

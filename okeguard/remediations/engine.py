@@ -8,8 +8,10 @@ Each operation's ``action`` names a registered :class:`Action`. The runner, for 
    (``remediation.step.dry-run``);
 3. writes (``remediation.step.applied`` with the action's result: new ids, versions, etags);
 
-then verifies every step (``remediation.verified``). A failed write or verification rolls back
-the steps already applied, newest first (``remediation.step.rolled-back``). An undo that is
+then verifies every step (``remediation.verified``). A call failing transiently (a 429, a 5xx of
+a read: ``retrying.py``) is retried first, each retry recorded (``remediation.retried``, with its
+step and phase), so a busy API server does not undo a good fix. A failed write or verification
+rolls back the steps already applied, newest first (``remediation.step.rolled-back``). An undo that is
 refused — the object changed since the step wrote it (:class:`UndoRefused`), or the step cannot
 be undone — stops the rollback there: what is still in effect is recorded in
 ``remediation.rollback-incomplete`` and the run ends ``failed``, never ``rolled-back``. Audit
@@ -24,14 +26,17 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager as ContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from okeguard.config import RemediationConfig
 from okeguard.errors import OkeguardError
 from okeguard.remediations.plan import Operation, Plan
+from okeguard.remediations.retrying import Retrier, RetryPolicy, reporting_to
 
 Emit = Callable[[str, Mapping[str, Any]], None]
+Where = dict[str, Any]  # the step and phase that retries are recorded under
 
 
 class StepFailed(OkeguardError):
@@ -74,6 +79,23 @@ class Backends:
     # Called right before every write and undo: raises (``lease.LeaseLost``) once the run no
     # longer owns its request, so a run taken over by another process writes nothing more.
     guard: Callable[[], None] = lambda: None
+
+    def __post_init__(self) -> None:
+        policy = RetryPolicy.from_settings(self.settings)
+        for retrier in self._retriers():
+            retrier.policy = policy
+
+    def _retriers(self) -> list[Retrier]:
+        found = (getattr(writer, "retrier", None) for writer in (self.kube, self.oci))
+        return [r for r in found if isinstance(r, Retrier)]
+
+    def retries_recorded(self, emit: Emit, where: Mapping[str, Any]) -> ContextManager[None]:
+        """While inside, every retry of a writer is appended (before its wait) as
+        ``remediation.retried``: the retry's call, status, try and wait, and ``where`` (the step
+        and phase, kept current by the caller)."""
+        return reporting_to(
+            self._retriers(), lambda note: emit("remediation.retried", {**where, **note.payload()})
+        )
 
     def wait_until(self, what: str, probe: Callable[[], tuple[bool, str]], timeout: float) -> str:
         """Poll ``probe`` (-> (done, status text)) until done; raise VerifyFailed on timeout."""
@@ -206,6 +228,14 @@ def execute_plan(
     ``crash_after`` (tests only) raises :class:`SimulatedCrash` right after that step's write,
     before its ``applied`` event: the worst moment, when only ``started`` is on record.
     """
+    where: Where = {}
+    with backends.retries_recorded(emit, where):
+        return _execute(plan, backends, emit, where, crash_after)
+
+
+def _execute(
+    plan: Plan, backends: Backends, emit: Emit, where: Where, crash_after: int | None
+) -> Outcome:
     done: list[StepState] = []
     for index, op in enumerate(plan.operations):
         act = action_for(op)
@@ -216,9 +246,11 @@ def execute_plan(
         )
         state = StepState(index, op)
         done.append(state)
+        where.update(step=index, action=op.action, phase="dry-run")
         try:
             act.dry_run(op, backends)
             emit("remediation.step.dry-run", _step_payload(index, op, ok=True))
+            where["phase"] = "write"
             backends.guard()
             state.record = act.run(op, backends, token)
         except OkeguardError as exc:
@@ -233,7 +265,7 @@ def execute_plan(
             raise SimulatedCrash(f"crash injected after step {index}")
         emit("remediation.step.applied", _step_payload(index, op, result=state.record))
     try:
-        verify_steps(done, backends)
+        verify_steps(done, backends, where)
     except OkeguardError as exc:
         emit("remediation.verify-failed", {"error": str(exc)})
         return _undo(done, backends, emit, f"verification failed: {exc}")
@@ -261,9 +293,17 @@ def revert_steps(
     rollback: the steps before it stay in effect too, because undoing them under it could break
     the target. Those are recorded together in ``remediation.rollback-incomplete``.
     """
-    pending = list(reversed(steps))
+    where: Where = {}
+    with backends.retries_recorded(emit, where):
+        return _revert(list(reversed(steps)), backends, emit, where, only_in_effect)
+
+
+def _revert(
+    pending: list[StepState], backends: Backends, emit: Emit, where: Where, only_in_effect: bool
+) -> list[NotUndone]:
     for position, state in enumerate(pending):
         op, index = state.op, state.index
+        where.update(step=index, action=op.action, phase="undo")
         act = action_for(op)
         token = retry_token(backends.request_id, backends.plan_hash, index)
         try:
@@ -275,25 +315,26 @@ def revert_steps(
                 emit("remediation.step.irreversible", _step_payload(index, op))
                 why = "it cannot be undone (it deleted or replaced something for good)"
                 return _left_in_effect(
-                    NotUndone(index, op, why), pending[position + 1 :], backends, emit
+                    NotUndone(index, op, why), pending[position + 1 :], backends, emit, where
                 )
             backends.guard()
             result = act.revert(op, backends, state.record, token)
         except OkeguardError as exc:
             emit("remediation.step.rollback-failed", _step_payload(index, op, error=str(exc)))
             first = NotUndone(index, op, f"could not be undone: {exc}")
-            return _left_in_effect(first, pending[position + 1 :], backends, emit)
+            return _left_in_effect(first, pending[position + 1 :], backends, emit, where)
         emit("remediation.step.rolled-back", _step_payload(index, op, result=result))
     return []
 
 
 def _left_in_effect(
-    first: NotUndone, earlier: Sequence[StepState], backends: Backends, emit: Emit
+    first: NotUndone, earlier: Sequence[StepState], backends: Backends, emit: Emit, where: Where
 ) -> list[NotUndone]:
     """``first`` and the earlier steps still in effect (asked of the live state, reads only);
     recorded as ``remediation.rollback-incomplete``."""
     left = [first]
     for state in earlier:
+        where.update(step=state.index, action=state.op.action, phase="check")
         token = retry_token(backends.request_id, backends.plan_hash, state.index)
         try:
             live = action_for(state.op).in_effect(state.op, backends, state.record, token)
@@ -307,9 +348,14 @@ def _left_in_effect(
     return left
 
 
-def verify_steps(steps: Sequence[StepState], backends: Backends) -> None:
-    """Verify every step (VerifyFailed/StepFailed on the first that is not healthy)."""
+def verify_steps(
+    steps: Sequence[StepState], backends: Backends, where: Where | None = None
+) -> None:
+    """Verify every step (VerifyFailed/StepFailed on the first that is not healthy); ``where``
+    (see :meth:`Backends.retries_recorded`) is kept naming the step being verified."""
     for state in steps:
+        if where is not None:
+            where.update(step=state.index, action=state.op.action, phase="verify")
         action_for(state.op).verify(state.op, backends, state.record or {})
 
 

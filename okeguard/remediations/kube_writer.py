@@ -4,6 +4,7 @@ One generic writer for every kind: JSON Patch (RFC 6902) and merge patches, crea
 each optionally as a server-side dry run (``dryRun=All``), always with field manager
 ``okeguard``. Refusals (a failed ``test`` op: 422; a conflict: 409) become :class:`StepFailed`
 with ``wrote_nothing``; a timeout or a 5xx leaves the outcome unknown (``wrote_nothing=False``).
+A 429, and a 5xx, timeout or reset of a read or a dry run, is first retried (``retrying.py``).
 Request bodies are never put into messages: a Secret patch would carry its data.
 """
 
@@ -16,6 +17,7 @@ from urllib.parse import quote
 
 from okeguard.inventory.model import CLUSTER_SCOPED_KINDS, SUPPORTED_KINDS
 from okeguard.remediations.engine import StepFailed
+from okeguard.remediations.retrying import Retrier, RetryNote, parse_retry_after, transient
 
 FIELD_MANAGER = "okeguard"
 JSON_PATCH = "application/json-patch+json"
@@ -59,13 +61,29 @@ def _ref(kind: str, namespace: str | None, name: str | None) -> str:
     return f"{kind} {namespace}/{name}" if namespace else f"{kind} {name}"
 
 
+class _TransportError(Exception):
+    """No answer: a timeout, a reset, a refused connection (``name`` is the error's type)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
+def _reason(status: int | None, data: Any) -> str:
+    why = data.get("reason") if isinstance(data, dict) else None
+    return f"{status} {why}" if why else str(status)
+
+
 class KubeWriter:
     """Reads and writes single objects of one cluster (``label`` names it in messages)."""
 
-    def __init__(self, api_client: Any, label: str, timeout: float = 30.0) -> None:
+    def __init__(
+        self, api_client: Any, label: str, timeout: float = 30.0, retrier: Retrier | None = None
+    ) -> None:
         self.api_client = api_client
         self.label = label
         self.timeout = timeout
+        self.retrier = retrier or Retrier()
 
     def close(self) -> None:
         self.api_client.close()
@@ -80,6 +98,43 @@ class KubeWriter:
         body: Any = None,
         content_type: str | None = None,
     ) -> tuple[int, Any]:
+        """(status, parsed JSON body) of one request, retried while it fails transiently."""
+        idempotent = ("dryRun", "All") in query  # a dry run stores nothing: safe to resend
+        retrier, started, attempt = self.retrier, self.retrier.clock(), 0
+        while True:
+            attempt += 1
+            status: int | None
+            error: str | None = None
+            try:
+                status, data, retry_after = self._send(method, path, query, body, content_type)
+            except _TransportError as exc:
+                status, data, retry_after, error = None, None, None, exc.name
+            retryable = transient(method, status, idempotent=idempotent)
+            if status is not None and (status < 400 or not retryable):
+                return status, data
+            pause = retrier.wait(attempt, started, retry_after) if retryable else None
+            if pause is None:
+                if status is not None:
+                    return status, data
+                raise StepFailed(  # the outcome of a write is unknown
+                    f"{self.label}: {method} {path} failed: {error}",
+                    wrote_nothing=method == "GET" or idempotent,
+                )
+            reason = error or _reason(status, data)
+            note = RetryNote(
+                f"{method} {path}", status, reason, attempt, pause, retry_after is not None
+            )
+            retrier.pause(note)
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        query: Sequence[tuple[str, str]],
+        body: Any,
+        content_type: str | None,
+    ) -> tuple[int, Any, float | None]:
+        """One request: (status, parsed JSON body, Retry-After seconds or None)."""
         headers = {"Accept": "application/json"}
         if content_type:
             headers["Content-Type"] = content_type
@@ -101,15 +156,13 @@ class KubeWriter:
             )
             raw = response.read()
         except Exception as exc:  # urllib3 errors, timeouts: the outcome is unknown
-            raise StepFailed(
-                f"{self.label}: {method} {path} failed: {type(exc).__name__}",
-                wrote_nothing=method == "GET",
-            ) from None
+            raise _TransportError(type(exc).__name__) from None
         try:
             data = json.loads(raw) if raw else None
         except ValueError:
             data = None
-        return int(response.status), data
+        retry_after = parse_retry_after((response.headers or {}).get("Retry-After"))
+        return int(response.status), data, retry_after
 
     def _fail(self, what: str, status: int, data: Any, *, write: bool) -> StepFailed:
         message = data.get("message") if isinstance(data, dict) else None
@@ -225,4 +278,7 @@ def open_kube_writer(
     from okeguard.inventory.kube import open_api_client
 
     api_client, label = open_api_client(context, kubeconfig=kubeconfig, in_cluster=in_cluster)
+    # The client's own retries (urllib3's, set up for the collector: 5xx and 429 of GETs) would
+    # hide a retry from the audit trail and multiply the tries: the writer retries by itself.
+    api_client.rest_client.pool_manager.connection_pool_kw["retries"] = False
     return KubeWriter(api_client, label)

@@ -11,6 +11,11 @@
 - :meth:`OciWriter.wait_for_work_request` polls a Container Engine work request until it
   succeeds; FAILED/CANCELED become :class:`StepFailed` with the service's errors.
 
+Every SDK client of the writer carries :class:`TransientRetryStrategy`: a 429 of any call, and a
+5xx, timeout or reset of a read, is retried with backoff (``retrying.py``) and reported to the
+run's audit trail; a write answered 5xx is not sent again (it may have landed), nor is a 409 or a
+412. Creates carry the step's ``opc-retry-token`` besides.
+
 Security rules travel in plans as plain dicts (:func:`rule_to_dict`) and become SDK models here
 (:func:`nsg_rule_details`, :func:`security_list_rule`). Request bodies are never logged nor put
 into messages.
@@ -26,6 +31,13 @@ from okeguard.inventory.oci_clients import Clients, make_clients
 from okeguard.inventory.oci_model import IcmpMatch, PortRange, SecurityRule
 from okeguard.remediations.engine import Backends, StepFailed
 from okeguard.remediations.plan import PlanError
+from okeguard.remediations.retrying import (
+    READ_METHODS,
+    Retrier,
+    RetryNote,
+    parse_retry_after,
+    transient,
+)
 
 REFUSALS = frozenset({400, 401, 403, 404, 409, 412})
 WORK_DONE = "SUCCEEDED"
@@ -40,9 +52,11 @@ def _one_line(text: object, limit: int = 200) -> str:
 class OciWriter:
     """Reads and writes the OCI resources of one cluster (``label`` names it in messages)."""
 
-    def __init__(self, clients: Clients, label: str) -> None:
+    def __init__(self, clients: Clients, label: str, retrier: Retrier | None = None) -> None:
         self.clients = clients
         self.label = label
+        # What the clients' TransientRetryStrategy asks (open_oci_writer shares it with them).
+        self.retrier = retrier or Retrier()
         # retry token -> OCID of the NSG a plan step created: saves replaying the create in this
         # process; a crash loses it, and the replay (or the tag search) finds the NSG again.
         self.created: dict[str, str] = {}
@@ -137,11 +151,67 @@ def open_oci_writer(
         region = parts[3] if len(parts) > 4 and parts[3] else None
     if not region:
         raise StepFailed(f"cluster {cluster.name}: set its OCI region to write to OCI")
-    # No automatic retries: an update whose answer was lost, retried with the same if-match,
-    # would come back 412 and look refused although it landed. A failed call is reported with
-    # wrote_nothing=False instead, and the rollback reads the live state.
-    clients = make_clients(auth, region, service_endpoints=service_endpoints, retry_attempts=1)
-    return OciWriter(clients, f"cluster {cluster.name}")
+    # Writes are retried on 429 only: an update whose answer was lost (a 5xx, a timeout), sent
+    # again with the same if-match, would come back 412 and look refused although it landed. Such
+    # a call is reported with wrote_nothing=False instead, and the rollback reads the live state.
+    retrier = Retrier()
+    clients = make_clients(
+        auth,
+        region,
+        service_endpoints=service_endpoints,
+        retry_strategy=TransientRetryStrategy(retrier),
+    )
+    return OciWriter(clients, f"cluster {cluster.name}", retrier)
+
+
+class TransientRetryStrategy:
+    """An ``oci`` SDK retry strategy (client- or operation-level ``retry_strategy``) that retries
+    what ``retrying.transient`` allows, as ``retrier`` decides and reports.
+
+    Which failures are transient for a read is the SDK's own
+    ``TimeoutConnectionAndServiceErrorRetryChecker`` (timeouts, resets, 429, 5xx), configured
+    without its default 409 ``IncorrectState``; a write is retried on 429 only. The loop is
+    ours, not ``oci.retry``'s: the SDK's strategies neither honour ``Retry-After``, nor tell a
+    read from a write, nor report a retry.
+    """
+
+    def __init__(self, retrier: Retrier) -> None:
+        from oci.retry.retry_checkers import TimeoutConnectionAndServiceErrorRetryChecker
+
+        self.retrier = retrier
+        self._reads = TimeoutConnectionAndServiceErrorRetryChecker(
+            service_error_retry_config={429: []}, retry_any_5xx=True
+        )
+
+    def add_circuit_breaker_callback(self, callback: Any) -> None:
+        """Called by every SDK operation; okeguard's clients have no circuit breaker."""
+
+    def make_retrying_call(self, func_ref: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``func_ref(*args, **kwargs)`` (the SDK's ``call_api``), retried while transient."""
+        method = str(kwargs.get("method") or "GET").upper()
+        call = f"OCI {kwargs.get('operation_name') or getattr(func_ref, '__name__', 'call')}"
+        started, attempt = self.retrier.clock(), 0
+        while True:
+            attempt += 1
+            try:
+                return func_ref(*args, **kwargs)
+            except Exception as exc:
+                status = getattr(exc, "status", None)
+                status = status if isinstance(status, int) else None
+                read = method in READ_METHODS
+                if not (self._reads.should_retry(exc) if read else transient(method, status)):
+                    raise
+                headers = getattr(exc, "headers", None) or {}
+                retry_after = parse_retry_after(headers.get("retry-after"))
+                pause = self.retrier.wait(attempt, started, retry_after)
+                if pause is None:
+                    raise
+                code = getattr(exc, "code", None)
+                reason = (
+                    f"{status} {code}" if status and code else str(status or type(exc).__name__)
+                )
+                note = RetryNote(call, status, reason, attempt, pause, retry_after is not None)
+                self.retrier.pause(note)
 
 
 # -- security rules: plan form <-> okeguard model <-> SDK models -------------------------------
