@@ -1,15 +1,21 @@
 """Turning raw Kubernetes documents into :class:`K8sObject`, redacting secret values on the way in.
 
 Every loader (manifests, snapshot, live cluster) goes through :func:`to_object`, so no secret
-value survives past this point: Secret data, credential-like env values, key material in
-ConfigMaps and ``last-applied-configuration`` annotations are replaced by markers
-(:mod:`okeguard.inventory.sensitive`). ``managedFields`` are dropped: they are large and unused.
+value survives past this point (``docs/snapshot.md`` lists what is redacted): Secret data;
+annotations holding a copy of an object (``last-applied-configuration``, kapp's original);
+credentials in env values, command and args, and probe and hook headers; key material and
+credential-like keys in ConfigMaps. Values become markers (:mod:`okeguard.inventory.sensitive`)
+that keep what the checks need. ``managedFields`` are dropped: they are large and unused.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import MutableMapping
 from typing import Any
+
+import orjson
 
 from okeguard.inventory.model import (
     CLUSTER_SCOPED_KINDS,
@@ -23,15 +29,68 @@ from okeguard.inventory.sensitive import (
     looks_like_credential_name,
     marker,
     marker_label,
+    redact_args,
+    redact_header,
+    redact_text,
+    redact_value,
 )
 
 # Secret keys whose values are public by nature and needed by checks (certificate expiry).
 PUBLIC_SECRET_KEYS = frozenset({"tls.crt", "ca.crt"})
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+# Annotations that hold a copy (or a diff) of the object as applied, with every value it had.
+OBJECT_COPY_ANNOTATIONS = frozenset(
+    {LAST_APPLIED, "kapp.k14s.io/original", "kapp.k14s.io/original-diff"}
+)
+# okeguard's own annotations (exemptions, rotation times) are read by the checks as written.
+OWN_ANNOTATION_PREFIX = "okeguard.io/"
+PROBES = ("livenessProbe", "readinessProbe", "startupProbe")
+LIFECYCLE_HOOKS = ("postStart", "preStop")
+_FLAGS = frozenset({"", "true", "false", "yes", "no", "on", "off"})
 
 
 class NotAnObject(ValueError):
     """A document that is not a Kubernetes object; the message says what is missing."""
+
+
+def holds_object_copy(value: str) -> bool:
+    """True when an annotation value holds, or may hold, a copy of a Kubernetes object: it
+    names an ``apiVersion`` (JSON or YAML), or it looks like JSON but does not parse, so what
+    it holds cannot be judged."""
+    if "apiVersion" in value:
+        return True
+    if value.lstrip()[:1] not in ("{", "["):
+        return False
+    try:
+        orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return True
+    return False
+
+
+def _redact_annotations(metadata: MutableMapping[str, Any]) -> None:
+    metadata.pop("managedFields", None)
+    annotations = metadata.get("annotations")
+    if not isinstance(annotations, dict):
+        return
+    for name, value in annotations.items():
+        if marker_label(value) is not None or str(name).startswith(OWN_ANNOTATION_PREFIX):
+            continue
+        if name in OBJECT_COPY_ANNOTATIONS:
+            annotations[name] = marker("annotation", str(value))
+        elif isinstance(value, str):
+            copy = holds_object_copy(value)
+            annotations[name] = marker("annotation", value) if copy else redact_text(value)
+
+
+def _public_value_holds_key(value: str, encoded: bool) -> bool:
+    """True when a ``tls.crt``/``ca.crt`` value also carries key material (a PEM bundle)."""
+    if encoded:
+        try:
+            value = base64.b64decode(value, validate=True).decode("utf-8", "replace")
+        except (binascii.Error, ValueError):
+            return False
+    return classify_key_material(value) is not None
 
 
 def _redact_secret(raw: MutableMapping[str, Any]) -> None:
@@ -39,26 +98,54 @@ def _redact_secret(raw: MutableMapping[str, Any]) -> None:
         values = raw.get(field_name)
         if not isinstance(values, dict):
             continue
-        raw[field_name] = {
-            key: value
-            if key in PUBLIC_SECRET_KEYS or marker_label(value) is not None
-            else marker("secret", value if isinstance(value, str) else "")
-            for key, value in values.items()
-        }
+        redacted: dict[str, Any] = {}
+        for key, value in values.items():
+            text = value if isinstance(value, str) else ""
+            public = key in PUBLIC_SECRET_KEYS and isinstance(value, str)
+            if marker_label(value) is not None or (
+                public and not _public_value_holds_key(text, field_name == "data")
+            ):
+                redacted[key] = value
+            else:
+                redacted[key] = marker("secret", text)
+        raw[field_name] = redacted
+
+
+def _redact_config_value(key: str, value: str) -> str:
+    label = classify_key_material(value)
+    if label:
+        return marker(label, value)
+    single = value.strip()
+    if "\n" not in single and looks_like_credential_name(key):
+        # a key such as DB_PASSWORD (loaded with envFrom) holds the credential itself
+        return value if single.lower() in _FLAGS else redact_value(single)
+    return redact_text(value, key_material=False)
+
+
+def _as_text(value: object) -> str:
+    """A ConfigMap value as the string the API server requires (a manifest may hold a number or
+    a mapping there); mappings and lists as JSON, so the JSON rules see their keys."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int | float):
+        return str(value)
+    return orjson.dumps(value, default=str).decode()
 
 
 def _redact_config_map(raw: MutableMapping[str, Any]) -> None:
     data = raw.get("data")
     if isinstance(data, dict):
-        redacted: dict[str, Any] = {}
-        for key, value in data.items():
-            label = classify_key_material(value) if isinstance(value, str) else None
-            redacted[key] = marker(label, value) if label else value
-        raw["data"] = redacted
+        raw["data"] = {
+            key: value if value is None else _redact_config_value(str(key), _as_text(value))
+            for key, value in data.items()
+        }
     binary = raw.get("binaryData")
     if isinstance(binary, dict):
         raw["binaryData"] = {
-            k: marker("binary", v if isinstance(v, str) else "") for k, v in binary.items()
+            k: v if marker_label(v) else marker("binary", v if isinstance(v, str) else "")
+            for k, v in binary.items()
         }
 
 
@@ -70,37 +157,82 @@ def _redact_env(container: MutableMapping[str, Any]) -> None:
         if not isinstance(var, dict):
             continue
         value = var.get("value")
-        if not isinstance(value, str) or not value or marker_label(value) is not None:
+        credential_name = looks_like_credential_name(str(var.get("name") or ""))
+        if not isinstance(value, str):
+            # a number or mapping the API server would refuse, but a manifest may hold
+            if value is not None and credential_name:
+                var["value"] = marker("credential", str(value))
+            continue
+        if not value or marker_label(value) is not None:
             continue
         label = classify_key_material(value)
         if label:
             var["value"] = marker(label, value)
-        elif looks_like_credential_name(str(var.get("name") or "")):
+        elif credential_name:
             var["value"] = marker("credential", value)
+        else:
+            var["value"] = redact_text(value, key_material=False)
+
+
+def _redact_command(holder: MutableMapping[str, Any], field_name: str) -> None:
+    value = holder.get(field_name)
+    if isinstance(value, list):
+        holder[field_name] = redact_args(value)
+
+
+def _redact_handler(handler: object) -> None:
+    """A probe or lifecycle hook: its exec command, and its HTTP path and headers."""
+    if not isinstance(handler, dict):
+        return
+    exec_action = handler.get("exec")
+    if isinstance(exec_action, dict):
+        _redact_command(exec_action, "command")
+    http = handler.get("httpGet")
+    if not isinstance(http, dict):
+        return
+    if isinstance(http.get("path"), str):
+        http["path"] = redact_text(http["path"])
+    for header in http.get("httpHeaders") or ():
+        if isinstance(header, dict) and isinstance(header.get("value"), str):
+            header["value"] = redact_header(str(header.get("name") or ""), header["value"])
+
+
+def _redact_container(container: MutableMapping[str, Any]) -> None:
+    _redact_env(container)
+    _redact_command(container, "command")
+    _redact_command(container, "args")
+    for probe in PROBES:
+        _redact_handler(container.get(probe))
+    lifecycle = container.get("lifecycle")
+    if isinstance(lifecycle, dict):
+        for hook in LIFECYCLE_HOOKS:
+            _redact_handler(lifecycle.get(hook))
 
 
 def redact(obj: K8sObject) -> None:
-    """Replace every sensitive value in ``obj.raw`` (in place) by a redaction marker."""
+    """Replace every sensitive value in ``obj.raw`` (in place) by a redaction marker.
+
+    Idempotent: a redacted object comes out unchanged, so a snapshot can be redacted again on
+    reading and on writing.
+    """
     raw: MutableMapping[str, Any] = obj.raw  # type: ignore[assignment]
     metadata = raw.get("metadata")
     if isinstance(metadata, dict):
-        metadata.pop("managedFields", None)
-        annotations = metadata.get("annotations")
-        if isinstance(annotations, dict):
-            last_applied = annotations.get(LAST_APPLIED)
-            if last_applied is not None and marker_label(last_applied) is None:
-                annotations[LAST_APPLIED] = marker("annotation", str(last_applied))
+        _redact_annotations(metadata)
     if obj.kind == "Secret":
         _redact_secret(raw)
     elif obj.kind == "ConfigMap":
         _redact_config_map(raw)
     template = pod_template(obj)
-    if template is not None:
-        spec = template[1]
-        for field_name, _ in CONTAINER_FIELDS:
-            for container in spec.get(field_name) or ():
-                if isinstance(container, dict):
-                    _redact_env(container)
+    if template is None:
+        return
+    pod_metadata, spec = template
+    if isinstance(pod_metadata, dict) and pod_metadata is not metadata:
+        _redact_annotations(pod_metadata)
+    for field_name, _ in CONTAINER_FIELDS:
+        for container in spec.get(field_name) or ():
+            if isinstance(container, dict):
+                _redact_container(container)
 
 
 def to_object(doc: object, *, origin: str | None = None) -> K8sObject | None:
