@@ -11,6 +11,47 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Literal
 
+# Kinds okeguard reads, with the apiVersion the live collector lists them at.
+SUPPORTED_KINDS: Mapping[str, str] = {
+    "Namespace": "v1",
+    "Node": "v1",
+    "Pod": "v1",
+    "ServiceAccount": "v1",
+    "Secret": "v1",
+    "ConfigMap": "v1",
+    "Service": "v1",
+    "Deployment": "apps/v1",
+    "StatefulSet": "apps/v1",
+    "DaemonSet": "apps/v1",
+    "ReplicaSet": "apps/v1",
+    "Job": "batch/v1",
+    "CronJob": "batch/v1",
+    "Role": "rbac.authorization.k8s.io/v1",
+    "ClusterRole": "rbac.authorization.k8s.io/v1",
+    "RoleBinding": "rbac.authorization.k8s.io/v1",
+    "ClusterRoleBinding": "rbac.authorization.k8s.io/v1",
+    "Ingress": "networking.k8s.io/v1",
+    "NetworkPolicy": "networking.k8s.io/v1",
+}
+CLUSTER_SCOPED_KINDS = frozenset(
+    {
+        "Namespace",
+        "Node",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "PersistentVolume",
+        "StorageClass",
+        "CustomResourceDefinition",
+        "PriorityClass",
+        "IngressClass",
+        "RuntimeClass",
+        "ValidatingWebhookConfiguration",
+        "MutatingWebhookConfiguration",
+        "APIService",
+        "CSIDriver",
+        "PodSecurityPolicy",
+    }
+)
 # Kinds whose objects run pods, in the order workloads are derived and reported.
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "Pod")
 # Controllers that roll their pods over when the template changes (watched after a patch).

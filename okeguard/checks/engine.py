@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import chain
 
 from okeguard.checks.model import Finding, ResourceRef, Severity, Status, fingerprint
 from okeguard.checks.registry import CheckContext, CheckSpec, Hit, all_checks
@@ -59,6 +60,20 @@ def _gap_findings(spec: CheckSpec, inventory: Inventory) -> list[Hit]:
     return hits
 
 
+def _unevaluated_findings(spec: CheckSpec, inventory: Inventory) -> list[Hit]:
+    """One ``unknown`` hit per object of a kind the check reads that could not be evaluated."""
+    return [
+        Hit(
+            ResourceRef(item.obj.kind, item.obj.namespace, item.obj.name),
+            f"could not evaluate: {item.reason}",
+            subject=item.obj,
+            status=Status.UNKNOWN,
+        )
+        for item in inventory.unevaluated
+        if item.obj.kind in spec.reads
+    ]
+
+
 def run_checks(
     inventory: Inventory,
     config: Config,
@@ -70,7 +85,8 @@ def run_checks(
     """Run every enabled check (or only the ids in ``only``) and return sorted findings.
 
     Checks whose input kinds could not be read report one ``unknown`` finding per missing kind
-    instead of running; whole-cluster checks are not applicable to a set of manifests.
+    instead of running, and one per object of their kinds that could not be evaluated (a field
+    of the wrong type); whole-cluster checks are not applicable to a set of manifests.
     """
     ctx = CheckContext(inventory=inventory, config=config, now=now)
     disabled = set(config.checks.disabled)
@@ -87,7 +103,7 @@ def run_checks(
             continue
         checks_run.append(spec.id)
         gaps = _gap_findings(spec, inventory)
-        hits: Iterable[Hit] = gaps if gaps else spec.func(ctx)
+        hits: Iterable[Hit] = gaps or chain(spec.func(ctx), _unevaluated_findings(spec, inventory))
         findings.extend(_to_findings(spec, hits, inventory.cluster, namespaces))
     findings.sort(key=finding_sort_key)
     return CheckRun(findings, checks_run, not_applicable)

@@ -1,80 +1,95 @@
 """Loading Kubernetes manifests: files, directories (recursively), multi-document YAML or JSON,
 ``kind: List``, and standard input (``-``).
 
+Files are read in chunks and built document by document (:mod:`okeguard.inventory.yaml_stream`),
+so memory follows the objects kept, not the text read. Only regular files are read: a FIFO or a
+device named on the command line is refused instead of waited on or read forever.
+
 Errors name the file, and the line for YAML syntax errors. Unknown kinds are skipped and counted.
+An object with a field of the wrong type, or a value YAML cannot build, is not evaluated: it is
+kept aside (:class:`~okeguard.inventory.model.Unevaluated`, reported ``unknown`` by the checks
+that read its kind) and the rest is scanned.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
-
-import yaml
+from typing import IO, Any
 
 from okeguard.errors import InputError
-from okeguard.inventory.model import Inventory, K8sObject, SourceInfo, build_inventory
-from okeguard.inventory.normalize import NotAnObject, to_object
+from okeguard.inventory.files import open_regular_file
+from okeguard.inventory.model import Inventory, K8sObject, SourceInfo, Unevaluated, build_inventory
+from okeguard.inventory.normalize import NotAnObject
+from okeguard.inventory.validate import admit
+from okeguard.inventory.yaml_stream import Problem, yaml_documents
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+WARNED_OBJECTS = 10  # objects not evaluated named one by one on stderr; the rest are counted
 
-try:  # the C loader is ~10x faster; fall back when libyaml is missing
-    _Loader: type[Any] = yaml.CSafeLoader
-except AttributeError:  # pragma: no cover - depends on the PyYAML build
-    _Loader = yaml.SafeLoader
+log = logging.getLogger(__name__)
 
 
-def _documents(text: str, label: str) -> Iterator[tuple[int, Any]]:
-    """Yield (1-based start line, document) for each YAML document in ``text``."""
-    loader = _Loader(text)
-    try:
-        while loader.check_node():
-            node = loader.get_node()
-            if node is None:
-                continue
-            yield node.start_mark.line + 1, loader.construct_document(node)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = f":{mark.line + 1}" if mark is not None else ""
-        problem = exc.problem or exc.context or "syntax error"
-        raise InputError(f"{label}{line}: invalid YAML: {problem}") from None
-    except yaml.YAMLError as exc:
-        raise InputError(f"{label}: invalid YAML: {exc}") from None
-    finally:
-        loader.dispose()
+class _Loaded:
+    """What the documents read so far hold: objects, objects not evaluated, skipped kinds."""
+
+    def __init__(self) -> None:
+        self.objects: list[K8sObject] = []
+        self.unevaluated: list[Unevaluated] = []
+        self.skipped: Counter[str] = Counter()
+
+    def read(self, source: IO[bytes] | str, label: str) -> None:
+        for line, doc, problems in yaml_documents(source, label):
+            if doc is None and not problems:
+                continue  # an empty document between two '---'
+            for item, origin, found in _flatten(doc, line, label, problems):
+                self.add(item, origin, found, label)
+
+    def add(self, item: Any, origin: str, problems: Sequence[Problem], label: str) -> None:
+        reasons = [f"line {p.line}, {p.field}: {p.message}" for p in problems]
+        try:
+            admitted = admit(item, origin, reasons)
+        except NotAnObject as exc:
+            if problems:  # the problem is what left the object without a kind or name
+                first = problems[0]
+                raise InputError(f"{label}:{first.line}: {first.field}: {first.message}") from None
+            raise InputError(f"{origin}: {exc}") from None
+        if admitted is None:
+            self.skipped[str(item.get("kind"))] += 1
+        elif isinstance(admitted, Unevaluated):
+            self.unevaluated.append(admitted)
+        else:
+            self.objects.append(admitted)
 
 
-def _flatten(doc: Any, line: int, label: str) -> Iterator[tuple[Any, str]]:
+def _flatten(
+    doc: Any, line: int, label: str, problems: Sequence[Problem]
+) -> Iterator[tuple[Any, str, list[Problem]]]:
+    """The objects of a document: the items of a ``kind: List`` (each with the problems found
+    inside it), or the document itself."""
     if isinstance(doc, dict) and isinstance(doc.get("kind"), str) and doc["kind"].endswith("List"):
         items = doc.get("items")
         if isinstance(items, list):
             for index, item in enumerate(items):
-                yield item, f"{label}:{line} (items[{index}])"
+                inside = [p for p in problems if p.path[:2] == ("items", index)]
+                yield item, f"{label}:{line} (items[{index}])", inside
             return
-    yield doc, f"{label}:{line}"
+    yield doc, f"{label}:{line}", list(problems)
 
 
 def parse_manifest_text(
     text: str, label: str, skipped: Counter[str] | None = None
 ) -> list[K8sObject]:
-    """Parse the YAML/JSON documents of one file (``label`` names it in errors)."""
-    objects: list[K8sObject] = []
-    for line, doc in _documents(text, label):
-        if doc is None:
-            continue  # an empty document between two '---'
-        for item, origin in _flatten(doc, line, label):
-            try:
-                obj = to_object(item, origin=origin)
-            except NotAnObject as exc:
-                raise InputError(f"{origin}: {exc}") from None
-            if obj is None:
-                if skipped is not None:
-                    skipped[str(item.get("kind"))] += 1
-                continue
-            objects.append(obj)
-    return objects
+    """Parse the YAML/JSON documents of one text (``label`` names it in errors); objects that
+    cannot be evaluated are left out."""
+    loaded = _Loaded()
+    loaded.read(text, label)
+    if skipped is not None:
+        skipped.update(loaded.skipped)
+    return loaded.objects
 
 
 def _files(path: Path) -> Iterator[Path]:
@@ -87,19 +102,22 @@ def _files(path: Path) -> Iterator[Path]:
         yield path
 
 
-def _read(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file or directory") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a directory") from None
-    except PermissionError:
-        raise InputError(f"{path}: permission denied") from None
-    except UnicodeDecodeError:
-        raise InputError(f"{path}: not a text file (not UTF-8)") from None
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read: {exc.strerror}") from None
+def _read_file(loaded: _Loaded, file: Path) -> None:
+    with open_regular_file(file, what="manifest file or directory") as stream:
+        try:
+            loaded.read(stream, str(file))
+        except OSError as exc:
+            raise InputError(f"{file}: cannot read: {exc.strerror}") from None
+
+
+def _warn(unevaluated: Sequence[Unevaluated]) -> None:
+    for item in unevaluated[:WARNED_OBJECTS]:
+        obj = item.obj
+        where = f"{obj.namespace}/{obj.name}" if obj.namespace else obj.name
+        log.warning("%s: %s %s not evaluated: %s", obj.origin, obj.kind, where, item.reason)
+    if len(unevaluated) > WARNED_OBJECTS:
+        more = len(unevaluated) - WARNED_OBJECTS
+        log.warning("%d more objects not evaluated (see the findings of status unknown)", more)
 
 
 def load_manifests(
@@ -109,39 +127,32 @@ def load_manifests(
 
     The result is not a whole-cluster view: checks that need one are not applicable.
     """
-    skipped: Counter[str] = Counter()
-    objects: list[K8sObject] = []
+    loaded = _Loaded()
     files_read = 0
     for raw_path in paths:
         if raw_path == "-":
-            text = stdin_text if stdin_text is not None else sys.stdin.read()
-            objects += parse_manifest_text(text, "<stdin>", skipped)
+            loaded.read(stdin_text if stdin_text is not None else sys.stdin.buffer, "<stdin>")
             files_read += 1
             continue
         path = Path(raw_path)
-        if not path.exists():
-            raise InputError(f"{raw_path}: no such file or directory")
-        for file in _files(path):
-            objects += parse_manifest_text(_read(file), str(file), skipped)
+        for file in _files(path):  # a missing path is named when opened
+            _read_file(loaded, file)
             files_read += 1
+    _warn(loaded.unevaluated)
     return build_inventory(
-        objects,
+        loaded.objects,
         cluster=cluster,
         source=SourceInfo("manifests", {"paths": list(paths), "files": files_read}),
         whole_cluster=False,
-        skipped_kinds=dict(skipped),
+        skipped_kinds=dict(loaded.skipped),
+        unevaluated=loaded.unevaluated,
     )
 
 
 def objects_from_documents(docs: Iterable[Any], label: str = "<documents>") -> list[K8sObject]:
     """Validate already-parsed documents (used by tests and the demo builder)."""
-    out = []
+    loaded = _Loaded()
     for index, doc in enumerate(docs):
-        for item, origin in _flatten(doc, index + 1, label):
-            try:
-                obj = to_object(item, origin=origin)
-            except NotAnObject as exc:
-                raise InputError(f"{origin}: {exc}") from None
-            if obj is not None:
-                out.append(obj)
-    return out
+        for item, origin, problems in _flatten(doc, index + 1, label, ()):
+            loaded.add(item, origin, problems, label)
+    return loaded.objects

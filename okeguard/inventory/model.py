@@ -13,7 +13,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from okeguard.kube_shapes import (
+    CLUSTER_SCOPED_KINDS,
     CONTAINER_FIELDS,
+    SUPPORTED_KINDS,
     WORKLOAD_KINDS,
     ContainerKind,
     normalise_capabilities,
@@ -27,49 +29,20 @@ if TYPE_CHECKING:
 
 Obj = Mapping[str, Any]
 
-# Kinds okeguard reads, with the apiVersion the live collector lists them at.
-SUPPORTED_KINDS: Mapping[str, str] = {
-    "Namespace": "v1",
-    "Node": "v1",
-    "Pod": "v1",
-    "ServiceAccount": "v1",
-    "Secret": "v1",
-    "ConfigMap": "v1",
-    "Service": "v1",
-    "Deployment": "apps/v1",
-    "StatefulSet": "apps/v1",
-    "DaemonSet": "apps/v1",
-    "ReplicaSet": "apps/v1",
-    "Job": "batch/v1",
-    "CronJob": "batch/v1",
-    "Role": "rbac.authorization.k8s.io/v1",
-    "ClusterRole": "rbac.authorization.k8s.io/v1",
-    "RoleBinding": "rbac.authorization.k8s.io/v1",
-    "ClusterRoleBinding": "rbac.authorization.k8s.io/v1",
-    "Ingress": "networking.k8s.io/v1",
-    "NetworkPolicy": "networking.k8s.io/v1",
-}
-CLUSTER_SCOPED_KINDS = frozenset(
-    {
-        "Namespace",
-        "Node",
-        "ClusterRole",
-        "ClusterRoleBinding",
-        "PersistentVolume",
-        "StorageClass",
-        "CustomResourceDefinition",
-        "PriorityClass",
-        "IngressClass",
-        "RuntimeClass",
-        "ValidatingWebhookConfiguration",
-        "MutatingWebhookConfiguration",
-        "APIService",
-        "CSIDriver",
-        "PodSecurityPolicy",
-    }
-)
-# Re-exported: the workload kinds and container fields live in okeguard.kube_shapes.
-__all__ = ["CONTAINER_FIELDS", "WORKLOAD_KINDS", "ContainerKind"]
+# Re-exported: the kinds, workload kinds and container fields live in okeguard.kube_shapes.
+__all__ = [
+    "CLUSTER_SCOPED_KINDS",
+    "CONTAINER_FIELDS",
+    "SUPPORTED_KINDS",
+    "WORKLOAD_KINDS",
+    "ContainerKind",
+]
+
+
+def _mapping(value: object) -> Obj:
+    """``value`` when it is a mapping, else an empty one: what a reader of an object that was
+    not validated (:mod:`okeguard.inventory.validate`) may safely call ``.get`` on."""
+    return value if isinstance(value, Mapping) else {}
 
 
 def parse_time(value: object) -> datetime | None:
@@ -95,19 +68,19 @@ class K8sObject:
 
     @property
     def metadata(self) -> Obj:
-        return self.raw.get("metadata") or {}
+        return _mapping(self.raw.get("metadata"))
 
     @property
     def labels(self) -> Mapping[str, str]:
-        return self.metadata.get("labels") or {}
+        return _mapping(self.metadata.get("labels"))
 
     @property
     def annotations(self) -> Mapping[str, str]:
-        return self.metadata.get("annotations") or {}
+        return _mapping(self.metadata.get("annotations"))
 
     @property
     def spec(self) -> Obj:
-        return self.raw.get("spec") or {}
+        return _mapping(self.raw.get("spec"))
 
     @property
     def created_at(self) -> datetime | None:
@@ -115,8 +88,9 @@ class K8sObject:
 
     def controller_owner(self) -> tuple[str, str] | None:
         """(kind, name) of the owner reference marked ``controller: true``, if any."""
-        for ref in self.metadata.get("ownerReferences") or ():
-            if ref.get("controller"):
+        refs = self.metadata.get("ownerReferences")
+        for ref in refs if isinstance(refs, list) else ():
+            if isinstance(ref, Mapping) and ref.get("controller"):
                 return str(ref.get("kind")), str(ref.get("name"))
         return None
 
@@ -245,9 +219,8 @@ def pod_template(obj: K8sObject) -> tuple[Obj, Obj] | None:
         return None
     template: Obj = obj.raw
     for key in keys:
-        value = template.get(key)
-        template = value if isinstance(value, Mapping) else {}
-    return template.get("metadata") or {}, template.get("spec") or {}
+        template = _mapping(template.get(key))
+    return _mapping(template.get("metadata")), _mapping(template.get("spec"))
 
 
 def _containers(
@@ -300,6 +273,16 @@ class Gap:
 
 
 @dataclass(frozen=True, slots=True)
+class Unevaluated:
+    """An object left out of the checks because part of it could not be read: a field of the
+    wrong type, or a YAML value that could not be built. ``obj`` holds only its identity and
+    origin; ``reason`` names the field. Checks that read its kind report it ``unknown``."""
+
+    obj: K8sObject
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class SourceInfo:
     """Where an inventory came from: ``type`` is manifests, snapshot, live or demo."""
 
@@ -321,6 +304,7 @@ class Inventory:
     skipped_kinds: Mapping[str, int] = field(default_factory=dict)
     workloads: tuple[Workload, ...] = ()
     oci: OciState | None = None  # the OCI side, when it was read
+    unevaluated: tuple[Unevaluated, ...] = ()
     _index: Mapping[tuple[str, str | None, str], K8sObject] = field(
         default_factory=dict, repr=False
     )
@@ -371,6 +355,7 @@ def build_inventory(
     gaps: Sequence[Gap] = (),
     skipped_kinds: Mapping[str, int] | None = None,
     oci: OciState | None = None,
+    unevaluated: Sequence[Unevaluated] = (),
 ) -> Inventory:
     """Group objects by kind, index them, and derive the workloads (folding owned pods)."""
     by_kind: dict[str, list[K8sObject]] = {}
@@ -421,5 +406,6 @@ def build_inventory(
         skipped_kinds=dict(skipped_kinds or {}),
         workloads=tuple(workloads),
         oci=oci,
+        unevaluated=tuple(unevaluated),
         _index=index,
     )

@@ -13,6 +13,7 @@ header keys plus ``objects`` (handy when writing one by hand) is read too.
 from __future__ import annotations
 
 import io
+import logging
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,19 +22,23 @@ from typing import IO, Any
 import orjson
 
 from okeguard.errors import InputError
+from okeguard.inventory.files import open_regular_file
 from okeguard.inventory.model import (
     Gap,
     Inventory,
     K8sObject,
     KubeconfigUser,
     SourceInfo,
+    Unevaluated,
     build_inventory,
     parse_time,
 )
-from okeguard.inventory.normalize import NotAnObject, to_object
-from okeguard.inventory.oci_model import oci_state_from_dict, oci_state_to_dict
+from okeguard.inventory.normalize import NotAnObject
+from okeguard.inventory.oci_model import OciState, oci_state_from_dict, oci_state_to_dict
+from okeguard.inventory.validate import TIMESTAMP, admit, field_problem
 
 SNAPSHOT_SCHEMA = "okeguard.snapshot/v1"
+log = logging.getLogger(__name__)
 
 
 def format_time(value: datetime) -> str:
@@ -108,33 +113,59 @@ def _decode(data: bytes, label: str, line_offset: int = 0) -> Any:
         raise InputError(f"{label}:{exc.lineno + line_offset}: invalid JSON: {exc.msg}") from None
 
 
+# The header fields a snapshot is read with, and their types (see okeguard.inventory.validate).
+HEADER_TYPES = {
+    "captured_at": TIMESTAMP,
+    "kubeconfig": {
+        "users": [{"name": str, "auth": [str], "exec_command": str, "exec_args": [str]}]
+    },
+    "incomplete": [{"source": str, "kind": str, "reason": str}],
+    "skipped_kinds": {"*": int},
+    "oci": {},
+}
+
+
 def _check_header(doc: Any, label: str) -> dict[str, Any]:
     if not isinstance(doc, dict):
         raise InputError(f"{label}: not an okeguard snapshot (expected a JSON object)")
     schema = doc.get("schema")
     if schema != SNAPSHOT_SCHEMA:
+        shown = repr(schema) if len(repr(schema)) <= 60 else repr(schema)[:60] + "…"
         raise InputError(
-            f"{label}: not an okeguard snapshot (schema is {schema!r}, expected '{SNAPSHOT_SCHEMA}')"
+            f"{label}: not an okeguard snapshot (schema is {shown}, expected '{SNAPSHOT_SCHEMA}')"
         )
     _require(_require(doc, "cluster", dict, label), "name", str, f"{label}: cluster")
+    problem = field_problem(doc, HEADER_TYPES)
+    if problem is not None:
+        raise InputError(f"{label}: invalid snapshot header: {problem}")
     return doc
 
 
-def _objects(documents: Iterable[tuple[str, Any]], skipped: dict[str, int]) -> Iterator[K8sObject]:
-    for where, raw in documents:
-        try:
-            obj = to_object(raw, origin=None)
-        except NotAnObject as exc:
-            raise InputError(f"{where}: {exc}") from None
-        if obj is None:
-            kind = str(raw.get("kind"))
-            skipped[kind] = skipped.get(kind, 0) + 1
-        else:
-            yield obj
+class _Objects:
+    """The objects of a snapshot as they are admitted, the ones not evaluated, skipped kinds."""
+
+    def __init__(self, skipped: Mapping[str, int]) -> None:
+        self.objects: list[K8sObject] = []
+        self.unevaluated: list[Unevaluated] = []
+        self.skipped = dict(skipped)
+
+    def add(self, documents: Iterable[tuple[str, Any]]) -> None:
+        for where, raw in documents:
+            try:
+                admitted = admit(raw, None)
+            except NotAnObject as exc:
+                raise InputError(f"{where}: {exc}") from None
+            if admitted is None:
+                kind = str(raw.get("kind"))
+                self.skipped[kind] = self.skipped.get(kind, 0) + 1
+            elif isinstance(admitted, Unevaluated):
+                self.unevaluated.append(Unevaluated(admitted.obj, f"{where}: {admitted.reason}"))
+            else:
+                self.objects.append(admitted)
 
 
-def _read(stream: IO[bytes], label: str) -> tuple[dict[str, Any], list[K8sObject], dict[str, int]]:
-    """Header, objects and skipped-kind counts of a snapshot stream (JSON Lines or one document)."""
+def _read(stream: IO[bytes], label: str) -> tuple[dict[str, Any], _Objects]:
+    """Header and objects of a snapshot stream (JSON Lines or one document)."""
     first = stream.readline()
     try:
         header = orjson.loads(first)
@@ -142,22 +173,34 @@ def _read(stream: IO[bytes], label: str) -> tuple[dict[str, Any], list[K8sObject
         header = None
     if isinstance(header, dict) and not isinstance(header.get("objects"), list):
         header = _check_header(header, label)
-        skipped: dict[str, int] = dict(header.get("skipped_kinds") or {})
-        documents = (
+        found = _Objects(header.get("skipped_kinds") or {})
+        found.add(
             (f"{label}:{number}", _decode(line, label, number - 1))
             for number, line in enumerate(stream, start=2)
             if line.strip()
         )
-        return header, list(_objects(documents, skipped)), skipped
+        return header, found
     doc = _check_header(_decode(first + stream.read(), label), label)
-    skipped = dict(doc.get("skipped_kinds") or {})
+    found = _Objects(doc.get("skipped_kinds") or {})
     items = _require(doc, "objects", list, label)
-    documents = ((f"{label}: objects[{i}]", raw) for i, raw in enumerate(items))
-    return doc, list(_objects(documents, skipped)), skipped
+    found.add((f"{label}: objects[{i}]", raw) for i, raw in enumerate(items))
+    return doc, found
+
+
+def _oci(header: Mapping[str, Any], label: str) -> OciState | None:
+    if not isinstance(header.get("oci"), dict):
+        return None
+    try:
+        return oci_state_from_dict(header["oci"])
+    except (LookupError, TypeError, ValueError, AttributeError) as exc:
+        what = f"{type(exc).__name__}: {exc}"[:120]
+        raise InputError(
+            f"{label}: invalid snapshot header: 'oci' cannot be read ({what})"
+        ) from None
 
 
 def _inventory(stream: IO[bytes], label: str, source_type: str) -> Inventory:
-    header, objects, skipped = _read(stream, label)
+    header, found = _read(stream, label)
     users = None
     if isinstance(header.get("kubeconfig"), dict):
         users = [
@@ -168,21 +211,27 @@ def _inventory(stream: IO[bytes], label: str, source_type: str) -> Inventory:
                 exec_args=tuple(u.get("exec_args") or ()),
             )
             for u in header["kubeconfig"].get("users") or ()
+            if isinstance(u, dict)
         ]
     gaps = [
         Gap(str(g.get("source", "kubernetes")), g.get("kind"), str(g.get("reason", "")))
         for g in header.get("incomplete") or ()
+        if isinstance(g, dict)
     ]
+    for item in found.unevaluated[:10]:
+        obj = item.obj
+        log.warning("%s %s/%s not evaluated: %s", obj.kind, obj.namespace, obj.name, item.reason)
     return build_inventory(
-        objects,
+        found.objects,
         cluster=header["cluster"]["name"],
         source=SourceInfo(source_type, {"file": label, "captured_at": header.get("captured_at")}),
         whole_cluster=True,
         captured_at=parse_time(header.get("captured_at")),
         kubeconfig_users=users,
         gaps=gaps,
-        skipped_kinds=skipped,
-        oci=oci_state_from_dict(header["oci"]) if isinstance(header.get("oci"), dict) else None,
+        skipped_kinds=found.skipped,
+        oci=_oci(header, label),
+        unevaluated=found.unevaluated,
     )
 
 
@@ -195,13 +244,7 @@ def load_snapshot(path: str | Path, *, source_type: str = "snapshot") -> Invento
     """Read a snapshot file; errors name the file (and line, for JSON syntax errors)."""
     file = Path(path)
     try:
-        with file.open("rb") as stream:
+        with open_regular_file(file, what="snapshot file") as stream:
             return _inventory(stream, str(file), source_type)
-    except FileNotFoundError:
-        raise InputError(f"{file}: no such file or directory") from None
-    except IsADirectoryError:
-        raise InputError(f"{file}: is a directory, expected a snapshot file") from None
-    except PermissionError:
-        raise InputError(f"{file}: permission denied") from None
     except OSError as exc:
         raise InputError(f"{file}: cannot read: {exc.strerror}") from None

@@ -1,0 +1,227 @@
+"""Admitting documents into an inventory: the types of the fields okeguard reads, checked once.
+
+Checks and the inventory read fields such as ``spec.template.spec.containers`` or a binding's
+``subjects`` and trust their Kubernetes types. A manifest can say anything (``spec: "x"``, a
+``securityContext`` that is a list, ``runAsUser: "0"``), and the API server would refuse it; so
+does :func:`admit`, before the object reaches a check. An object with a field of the wrong type
+is kept out and returned as :class:`~okeguard.inventory.model.Unevaluated` with the field named,
+so the scan reports it as not evaluated and goes on with the rest.
+
+Only fields that okeguard reads are listed in :data:`FIELD_TYPES`; null is always allowed (the
+API server reads it as absent), and fields not listed may hold anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from okeguard.inventory.model import SUPPORTED_KINDS, K8sObject, Unevaluated
+from okeguard.inventory.normalize import to_object
+from okeguard.timestamps import parse_timestamp
+
+
+class _Timestamp:
+    """A leaf that must name an instant (an RFC 3339 string, or what YAML makes of one)."""
+
+
+TIMESTAMP = _Timestamp()
+# A field's shape: a scalar type (str, bool, int), TIMESTAMP, a dict of the shapes of the keys
+# it may hold (``{}``: any mapping; ``{"*": shape}``: every value), a one-item list of its
+# items' shape, or None for anything.
+Shape = Any
+
+LABEL_SELECTOR = {
+    "matchLabels": {},
+    "matchExpressions": [{"key": str, "operator": str, "values": [str]}],
+}
+METADATA = {
+    "name": str,
+    "namespace": str,
+    "labels": {},
+    "annotations": {},
+    "ownerReferences": [{"kind": str, "name": str}],
+    "creationTimestamp": TIMESTAMP,
+}
+_SECCOMP = {"type": str}
+CONTAINER = {
+    "name": str,
+    "image": str,
+    "env": [{"name": str, "value": str}],
+    "securityContext": {
+        "runAsUser": int,
+        "runAsGroup": int,
+        "runAsNonRoot": bool,
+        "privileged": bool,
+        "allowPrivilegeEscalation": bool,
+        "readOnlyRootFilesystem": bool,
+        "capabilities": {"add": [str], "drop": [str]},
+        "seccompProfile": _SECCOMP,
+    },
+}
+POD_SPEC = {
+    "containers": [CONTAINER],
+    "initContainers": [CONTAINER],
+    "ephemeralContainers": [CONTAINER],
+    "securityContext": {
+        "runAsUser": int,
+        "runAsGroup": int,
+        "runAsNonRoot": bool,
+        "seccompProfile": _SECCOMP,
+    },
+    "volumes": [{"name": str, "hostPath": {"path": str}}],
+    "os": {"name": str},
+    "serviceAccountName": str,
+    "serviceAccount": str,
+    "automountServiceAccountToken": bool,
+    "hostNetwork": bool,
+    "hostPID": bool,
+    "hostIPC": bool,
+}
+POD_TEMPLATE = {"metadata": {"labels": {}, "annotations": {}}, "spec": POD_SPEC}
+_CONTROLLER = {"spec": {"template": POD_TEMPLATE}}
+_PEER = {
+    "podSelector": LABEL_SELECTOR,
+    "namespaceSelector": LABEL_SELECTOR,
+    "ipBlock": {"cidr": str, "except": [str]},
+}
+_POLICY_RULE = {"from": [_PEER], "to": [_PEER], "ports": [{"protocol": str}]}
+_RULES = {
+    "rules": [{"verbs": [str], "resources": [str], "apiGroups": [str], "nonResourceURLs": [str]}]
+}
+_BINDING = {
+    "subjects": [{"kind": str, "name": str, "namespace": str}],
+    "roleRef": {"kind": str, "name": str},
+}
+_BY_KIND: Mapping[str, Mapping[str, Shape]] = {
+    "Pod": {"spec": POD_SPEC},
+    "Deployment": _CONTROLLER,
+    "StatefulSet": _CONTROLLER,
+    "DaemonSet": _CONTROLLER,
+    "ReplicaSet": _CONTROLLER,
+    "Job": _CONTROLLER,
+    "CronJob": {"spec": {"jobTemplate": {"spec": {"template": POD_TEMPLATE}}}},
+    "Role": _RULES,
+    "ClusterRole": _RULES,
+    "RoleBinding": _BINDING,
+    "ClusterRoleBinding": _BINDING,
+    "NetworkPolicy": {
+        "spec": {
+            "podSelector": LABEL_SELECTOR,
+            "policyTypes": [str],
+            "ingress": [_POLICY_RULE],
+            "egress": [_POLICY_RULE],
+        }
+    },
+    "Ingress": {"spec": {"rules": [{"host": str}], "tls": [{"hosts": [str], "secretName": str}]}},
+    "Secret": {"type": str, "data": {}, "stringData": {}},
+    "ConfigMap": {"data": {}, "binaryData": {}},
+    "Service": {"spec": {"type": str, "ports": [{}], "loadBalancerSourceRanges": [str]}},
+    "ServiceAccount": {"automountServiceAccountToken": bool},
+    "Node": {"status": {"images": [{"names": [str], "sizeBytes": int}]}},
+}
+
+# The shape of each supported kind: metadata, spec and status are mappings in every kind.
+FIELD_TYPES: Mapping[str, Mapping[str, Shape]] = {
+    kind: {"metadata": METADATA, "spec": {}, "status": {}, **_BY_KIND.get(kind, {})}
+    for kind in SUPPORTED_KINDS
+}
+
+_NAMES = {str: "a string", bool: "a boolean", int: "an integer"}
+
+
+def _described(value: object) -> str:
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, list | tuple | set):
+        return "a list"
+    if isinstance(value, str):
+        shown = value if len(value) <= 30 else value[:30] + "…"
+        return f"the string {shown!r}"
+    if isinstance(value, int) and value.bit_length() > 64:
+        return "an integer too large"
+    return f"{type(value).__name__} {value!r}"[:60]
+
+
+def _mismatch(value: object, shape: Shape) -> str | None:
+    """What is expected when ``value`` is not of the leaf type ``shape`` (None: it is)."""
+    if shape is TIMESTAMP:
+        if parse_timestamp(value) is None:
+            return "a timestamp such as 2024-05-01T10:00:00Z"
+        return None
+    if shape is int:
+        ok = isinstance(value, int) and not isinstance(value, bool) and value.bit_length() <= 64
+    else:
+        ok = isinstance(value, shape)
+    return None if ok else _NAMES[shape]
+
+
+def field_problem(value: object, shape: Shape, path: str = "") -> str | None:
+    """The first field of ``value`` that does not have its ``shape``, as a sentence naming it
+    (``spec.template.spec.containers is the string 'x', expected a list``); None when all do."""
+    if value is None or shape is None:
+        return None
+    if isinstance(shape, dict):
+        if not isinstance(value, dict):
+            return f"{path or 'the object'} is {_described(value)}, expected a mapping"
+        if "*" in shape:  # every value of the mapping
+            return _first(((v, shape["*"], f"{path}.{k}") for k, v in value.items()))
+        for key, inner in shape.items():
+            if key in value:
+                found = field_problem(value[key], inner, f"{path}.{key}" if path else key)
+                if found:
+                    return found
+        return None
+    if isinstance(shape, list):
+        if not isinstance(value, list):
+            return f"{path} is {_described(value)}, expected a list"
+        if shape[0] is not None:
+            for index, item in enumerate(value):
+                found = field_problem(item, shape[0], f"{path}[{index}]")
+                if found:
+                    return found
+        return None
+    expected = _mismatch(value, shape)
+    return f"{path} is {_described(value)}, expected {expected}" if expected else None
+
+
+def _first(fields: Iterable[tuple[object, Shape, str]]) -> str | None:
+    for value, shape, path in fields:
+        found = field_problem(value, shape, path)
+        if found:
+            return found
+    return None
+
+
+def admit(
+    doc: object, origin: str | None, problems: Sequence[str] = ()
+) -> K8sObject | Unevaluated | None:
+    """``doc`` as an object of the inventory; as :class:`Unevaluated` when one of its fields has
+    the wrong type or ``problems`` (what could not be read of it) is not empty; None for a kind
+    okeguard does not read. Raises :class:`~okeguard.inventory.normalize.NotAnObject` for a
+    document that is not a Kubernetes object (no kind, apiVersion or metadata.name)."""
+    if isinstance(doc, dict) and doc.get("kind") in FIELD_TYPES:
+        problem = problems[0] if problems else field_problem(doc, FIELD_TYPES[doc["kind"]])
+        if problem is not None:
+            stub = _identity(doc, origin)
+            return None if stub is None else Unevaluated(stub, problem)
+    return to_object(doc, origin=origin)
+
+
+def _identity(doc: dict[str, Any], origin: str | None) -> K8sObject | None:
+    """An object with only the kind, namespace and name of ``doc`` (the rules of
+    :func:`to_object`), to name what was not evaluated."""
+    metadata = doc.get("metadata")
+    metadata = metadata if isinstance(metadata, dict) else {}
+    namespace = metadata.get("namespace")
+    stub = {
+        "apiVersion": doc.get("apiVersion"),
+        "kind": doc.get("kind"),
+        "metadata": {
+            "name": metadata.get("name"),
+            "namespace": namespace if isinstance(namespace, str) else None,
+        },
+    }
+    return to_object(stub, origin=origin)

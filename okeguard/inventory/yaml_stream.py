@@ -1,0 +1,338 @@
+"""Reading YAML documents straight from libyaml's events, in bounded memory and time.
+
+PyYAML's loaders compose a whole document into a graph of nodes (each with two position marks)
+before constructing any Python object from it. For a 50 MB ``kind: List`` document, what
+``kubectl get -o yaml`` prints, that graph needed 2.3 GB. :func:`yaml_documents` builds the
+objects from the parser's events instead, so a document costs the objects it holds, and it reads
+the file in chunks rather than whole.
+
+YAML 1.1 is applied as PyYAML's ``SafeLoader`` applies it: the same implicit resolvers and
+scalar constructors (``yes``/``on`` are booleans, unquoted timestamps are datetimes, ``0o17``
+and ``1:30`` are integers), ``<<`` merge keys, and the ``!!`` tags of the YAML types. Plain
+scalars are resolved once per distinct text, which also shares one string object between the
+thousands of ``name`` keys of a large file.
+
+What hostile input could do is bounded: an alias may not expand the document beyond
+:data:`MAX_ALIAS_NODES` nodes (and ten times its own size: "billion laughs"), nesting stops at
+:data:`MAX_DEPTH` levels (no recursion here, and none left for later), and a stream longer than
+:data:`MAX_INPUT_BYTES` is refused. A value that cannot be built (a 5,000-digit integer, a
+timestamp on the 31st of February, an unknown ``!tag``) does not stop the stream: it is returned
+as a :class:`Problem` beside its document, with the line and the field, so the one object can be
+reported as not evaluated while the rest is read. Errors of the YAML syntax itself end the
+stream with an :class:`~okeguard.errors.InputError` naming the file and line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import IO, Any
+
+import yaml
+from yaml.events import (
+    AliasEvent,
+    DocumentEndEvent,
+    DocumentStartEvent,
+    MappingEndEvent,
+    MappingStartEvent,
+    ScalarEvent,
+    SequenceEndEvent,
+    SequenceStartEvent,
+    StreamEndEvent,
+)
+
+from okeguard.errors import InputError
+
+try:  # libyaml's parser (only its events are used): the pure-Python one is ~10x slower
+    _Parser: type[Any] = yaml.CSafeLoader
+except AttributeError:  # pragma: no cover - depends on the PyYAML build
+    _Parser = yaml.SafeLoader
+
+MAX_DEPTH = 100  # Kubernetes objects nest 20 levels at most; CRD schemas perhaps 60
+MAX_ALIAS_NODES = 100_000  # nodes that aliases may add to one document...
+ALIAS_RATIO = 10  # ...and at most this many times the nodes written out
+MAX_INPUT_BYTES = 1 << 30  # 1 GiB in one file or standard input
+_CACHE_SIZE = 1 << 16  # distinct scalars remembered per stream
+
+_TAG = "tag:yaml.org,2002:"
+_MAP_TAGS = frozenset({None, "!", _TAG + "map"})
+_SEQ_TAGS = frozenset({None, "!", _TAG + "seq"})
+_SCALAR_TAGS = frozenset(_TAG + t for t in ("null", "bool", "int", "float", "binary", "timestamp"))
+_IMPLICIT = yaml.resolver.Resolver.yaml_implicit_resolvers
+_CONSTRUCTOR = yaml.constructor.SafeConstructor()
+_MERGE = object()  # the plain key ``<<``
+_NO_KEY = object()  # a mapping waiting for its next key
+_SKIPPED = object()  # a key that could not be used: its value is dropped
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """Why part of a document could not be read: the 1-based line, the field (keys and list
+    indexes from the document's root) and what is wrong."""
+
+    line: int
+    path: tuple[str | int, ...]
+    message: str
+
+    @property
+    def field(self) -> str:
+        """The field in the dotted form of messages: ``spec.containers[0].image``."""
+        text = ""
+        for part in self.path:
+            text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+        return text or "(document)"
+
+
+class _BadValue(Exception):
+    """A scalar that cannot be built; the message says why."""
+
+
+def _construct(tag: str, value: str, event: Any) -> Any:
+    """The value of a scalar with tag ``tag``, by PyYAML's SafeConstructor."""
+    if tag == _TAG + "str":
+        return value
+    if tag not in _SCALAR_TAGS:
+        raise _BadValue(f"unknown tag {tag!r}")
+    node = yaml.ScalarNode(tag, value, event.start_mark, event.end_mark)
+    try:
+        return _CONSTRUCTOR.yaml_constructors[tag](_CONSTRUCTOR, node)
+    except (
+        ValueError,
+        OverflowError,
+        LookupError,
+        AttributeError,
+        TypeError,
+        yaml.YAMLError,
+    ) as exc:
+        what = tag.removeprefix(_TAG)
+        shown = value if len(value) <= 40 else f"{value[:20]}…({len(value)} characters)"
+        why = ""
+        if isinstance(exc, ValueError | OverflowError | yaml.YAMLError):
+            text = str(getattr(exc, "problem", None) or exc)
+            why = f": {text.split(':')[0].split(';')[0]}"  # the int limit's advice is for Python
+        raise _BadValue(f"cannot read {shown!r} as {what}{why}") from None
+
+
+def _plain(value: str, event: Any) -> Any:
+    """A plain (unquoted) scalar, resolved as YAML 1.1 and PyYAML do."""
+    for tag, regexp in _IMPLICIT.get(value[:1], ()):
+        if regexp.match(value):
+            if tag == _TAG + "merge":
+                return _MERGE
+            if tag == _TAG + "value":
+                return "="  # the "value" key of YAML 1.1, read as a string
+            if tag == _TAG + "bool":
+                return _CONSTRUCTOR.bool_values[value.lower()]
+            if tag == _TAG + "null":
+                return None
+            return _construct(tag, value, event)
+    return value
+
+
+def _merged(sources: list[Any], explicit: dict[Any, Any]) -> dict[Any, Any]:
+    """A mapping with ``<<`` merge keys: merged keys first, the mapping's own keys winning, and of
+    a merged list the first mapping winning (as PyYAML's ``flatten_mapping``)."""
+    out: dict[Any, Any] = {}
+    for source in sources:
+        for mapping in reversed(source) if isinstance(source, list) else (source,):
+            out.update(mapping)
+    out.update(explicit)
+    return out
+
+
+def _tagged(tag: str | None, value: Any) -> Any:
+    """A mapping or sequence with an explicit ``!!set``, ``!!omap`` or ``!!pairs`` tag."""
+    if isinstance(value, dict):
+        if tag not in _MAP_TAGS and tag != _TAG + "set":
+            raise _BadValue(f"unknown tag {tag!r} on a mapping")
+        return set(value) if tag == _TAG + "set" else value
+    if tag in _SEQ_TAGS:
+        return value
+    if tag in (_TAG + "omap", _TAG + "pairs"):
+        if not all(isinstance(item, dict) and len(item) == 1 for item in value):
+            raise _BadValue(f"{tag} expects a list of single-key mappings")
+        return [next(iter(item.items())) for item in value]
+    raise _BadValue(f"unknown tag {tag!r} on a sequence")
+
+
+def _path(stack: list[list[Any]], current: list[Any]) -> tuple[str | int, ...]:
+    """The field being built, from the frames of open mappings and sequences."""
+    path: list[str | int] = []
+    for frame in [*stack[1:], current] if stack else ():
+        container, key = frame[0], frame[1]
+        if isinstance(container, list):
+            path.append(len(container))
+        elif key is not _NO_KEY and key is not _SKIPPED:
+            path.append("<<" if key is _MERGE else str(key))
+    return tuple(path)
+
+
+class _Bounded:
+    """A binary stream that refuses to give more than ``limit`` bytes."""
+
+    def __init__(self, stream: IO[bytes], label: str, limit: int) -> None:
+        self._stream, self._label, self._limit, self._read = stream, label, limit, 0
+        self.name = label
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._stream.read(size)
+        self._read += len(data)
+        if self._read > self._limit:
+            raise InputError(
+                f"{self._label}: larger than {self._limit >> 20} MiB: split it into smaller files"
+            )
+        return data
+
+
+def yaml_documents(
+    source: IO[bytes] | str, label: str, *, limit: int = MAX_INPUT_BYTES
+) -> Iterator[tuple[int, Any, tuple[Problem, ...]]]:
+    """Yield (line of its first node, document, problems) for each document of ``source``, a
+    binary stream read in chunks (UTF-8, or UTF-16 with a byte-order mark) or a string.
+
+    An empty document is ``None``. Raises :class:`InputError` naming ``label`` (and the line)
+    for text that is not YAML, and when a stream passes ``limit`` bytes.
+    """
+    stream = source if isinstance(source, str) else _Bounded(source, label, limit)
+    parser = _Parser(stream)
+    try:
+        yield from _build(parser.get_event)
+    except yaml.reader.ReaderError as exc:
+        raise InputError(
+            f"{label}: not a text file ({exc.reason} at byte {exc.position})"
+        ) from None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = f":{mark.line + 1}" if mark is not None else ""
+        problem = exc.problem or exc.context or "syntax error"
+        raise InputError(f"{label}{line}: invalid YAML: {problem}") from None
+    except yaml.YAMLError as exc:
+        raise InputError(f"{label}: invalid YAML: {' '.join(str(exc).split())}") from None
+    finally:
+        parser.dispose()
+
+
+def _build(get_event: Any) -> Iterator[tuple[int, Any, tuple[Problem, ...]]]:
+    """Documents from an event stream. One flat loop with an explicit stack (no recursion, so no
+    depth can overflow Python's stack): this is the hot path of every manifest scan."""
+    plain: dict[str, Any] = {}  # plain scalar text -> its value
+    quoted: dict[str, str] = {}  # quoted scalar text -> one shared string
+    anchors: dict[str, tuple[Any, int]] = {}  # anchor -> (value, nodes it stands for)
+    problems: list[Problem] = []
+    stack: list[list[Any]] = []  # frames of the open collections: see `frame` below
+    # The innermost open collection: [container, pending key, merge sources, anchor, tag, nodes
+    # and aliased nodes counted when it opened]. At the document level, a list of the root.
+    frame: list[Any] = [[], _NO_KEY, None, None, None, 0, 0]
+    line = 0
+    nodes = aliased = 0  # nodes of the document, and nodes its aliases stood for
+
+    def problem(event: Any, message: str) -> None:
+        if len(problems) < 100:
+            problems.append(Problem(event.start_mark.line + 1, _path(stack, frame), message))
+
+    while True:
+        event = get_event()
+        kind = type(event)
+        nodes += 1
+        if kind is ScalarEvent:
+            text = event.value
+            tag = event.tag
+            try:
+                if tag is None or tag == "!":
+                    if event.implicit[0]:
+                        value = plain.get(text, _NO_KEY)
+                        if value is _NO_KEY:
+                            value = _plain(text, event)
+                            if len(plain) >= _CACHE_SIZE:
+                                plain.clear()
+                            plain[text] = value
+                    elif len(text) < 64:
+                        value = quoted.setdefault(text, text)
+                        if len(quoted) >= _CACHE_SIZE:
+                            quoted.clear()
+                    else:
+                        value = text
+                else:
+                    value = _construct(tag, text, event)
+            except _BadValue as exc:
+                problem(event, str(exc))
+                value = None
+            if event.anchor is not None:
+                anchors[event.anchor] = (value, 1)
+            if not stack:
+                line = event.start_mark.line + 1
+        elif kind is MappingStartEvent or kind is SequenceStartEvent:
+            if not stack:
+                line = event.start_mark.line + 1
+            stack.append(frame)
+            container: Any = {} if kind is MappingStartEvent else []
+            frame = [container, _NO_KEY, None, event.anchor, event.tag, nodes, aliased]
+            if len(stack) == MAX_DEPTH + 1:
+                problem(event, f"nested deeper than {MAX_DEPTH} levels")
+            continue
+        elif kind is MappingEndEvent or kind is SequenceEndEvent:
+            value, _, merges, anchor, tag, opened, aliased_before = frame
+            frame = stack.pop()
+            try:
+                if merges:
+                    value = _merged(merges, value)
+                if tag is not None and tag != "!":
+                    value = _tagged(tag, value)
+            except _BadValue as exc:
+                problem(event, str(exc))
+                value = None
+            if anchor is not None:
+                anchors[anchor] = (value, nodes - opened + 1 + aliased - aliased_before)
+        elif kind is AliasEvent:
+            if not stack:
+                line = event.start_mark.line + 1
+            target = anchors.get(event.anchor)
+            if target is None:
+                problem(event, f"alias *{event.anchor} names no anchor before it")
+                value = None
+            else:
+                value, size = target
+                aliased += size
+                if aliased > MAX_ALIAS_NODES and aliased > ALIAS_RATIO * nodes:
+                    problem(
+                        event, f"aliases expand to more than {aliased:,} nodes (an alias bomb?)"
+                    )
+                    value = None
+                    anchors.clear()  # every later alias is refused too: the document is lost
+        elif kind is DocumentStartEvent:
+            problems, anchors = [], {}
+            nodes = aliased = 0
+            continue
+        elif kind is DocumentEndEvent:
+            root = frame[0]
+            yield line, (root[0] if root else None), tuple(problems)
+            frame = [[], _NO_KEY, None, None, None, 0, 0]
+            continue
+        elif kind is StreamEndEvent:
+            return
+        else:  # StreamStartEvent
+            continue
+
+        # Place the finished node in its parent.
+        container, key = frame[0], frame[1]
+        if value is _MERGE and (type(container) is not dict or key is not _NO_KEY):
+            problem(event, "'<<' (a merge key) used as a value")
+            value = None
+        if type(container) is list:
+            container.append(value)
+        elif key is _NO_KEY:
+            if value is not _MERGE and type(value) in (dict, list, set):
+                problem(event, "a mapping or list used as a key")
+                value = _SKIPPED
+            frame[1] = value
+        else:
+            if key is _MERGE:
+                if isinstance(value, dict) or (
+                    isinstance(value, list) and all(isinstance(v, dict) for v in value)
+                ):
+                    frame[2] = [*(frame[2] or ()), value]
+                else:
+                    problem(event, "'<<' merges a mapping or a list of mappings only")
+            elif key is not _SKIPPED:
+                container[key] = value
+            frame[1] = _NO_KEY
