@@ -49,12 +49,15 @@ def format_time(value: datetime) -> str:
 def snapshot_header(
     inventory: Inventory, cluster_info: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
-    """The first line of a snapshot: everything but the objects."""
+    """The first line of a snapshot: everything but the objects (credentials redacted)."""
+    from okeguard.inventory.sensitive import redact_args, redact_text
+
     users = inventory.kubeconfig_users
+    info = {k: redact_text(v) if isinstance(v, str) else v for k, v in (cluster_info or {}).items()}
     return {
         "schema": SNAPSHOT_SCHEMA,
         "captured_at": format_time(inventory.captured_at or datetime.now(UTC)),
-        "cluster": {"name": inventory.cluster, **dict(cluster_info or {})},
+        "cluster": {"name": inventory.cluster, **info},
         "objects": inventory.object_count,
         "kubeconfig": None
         if users is None
@@ -64,7 +67,7 @@ def snapshot_header(
                     "name": u.name,
                     "auth": list(u.auth),
                     "exec_command": u.exec_command,
-                    "exec_args": list(u.exec_args),
+                    "exec_args": redact_args(list(u.exec_args)),
                 }
                 for u in users
             ]
@@ -93,9 +96,14 @@ def save_snapshot(
 
 
 def _lines(inventory: Inventory, cluster_info: Mapping[str, Any] | None) -> Iterator[bytes]:
+    from okeguard.inventory.normalize import redact
+
     yield orjson.dumps(snapshot_header(inventory, cluster_info)) + b"\n"
     for objects in inventory.objects.values():
         for obj in objects:
+            # Loading redacted it already; once more, so that nothing built another way can
+            # put a secret on disk. Idempotent: a redacted object is written as it is.
+            redact(obj)
             yield orjson.dumps(obj.raw) + b"\n"
 
 
