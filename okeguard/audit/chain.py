@@ -18,7 +18,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.orm import Session
@@ -45,7 +45,32 @@ def _timestamp(at: datetime) -> str:
     return at.astimezone(UTC).isoformat(timespec="microseconds")
 
 
-def event_record(event: AuditEvent) -> dict[str, Any]:
+class EventRow(Protocol):
+    """An audit event as stored: an :class:`AuditEvent`, or a row of its columns."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def at(self) -> datetime: ...
+    @property
+    def actor(self) -> str: ...
+    @property
+    def action(self) -> str: ...
+    @property
+    def subject_type(self) -> str: ...
+    @property
+    def subject_id(self) -> str: ...
+    @property
+    def payload(self) -> str: ...
+    @property
+    def prev_hash(self) -> str: ...
+    @property
+    def hash(self) -> str: ...
+    @property
+    def mac(self) -> str | None: ...
+
+
+def event_record(event: EventRow) -> dict[str, Any]:
     """The hashed content of an event, as a JSON-ready dict (payload parsed)."""
     return {
         "id": event.id,
@@ -264,8 +289,11 @@ def check_chain(session: Session, keys: KeyRing | None = None) -> ChainReport:
     length, broken, mac_break = 0, None, None
     missing = wrong = previous = 0
     last_missing = first_macked = 0
-    rows = session.scalars(
-        select(AuditEvent).order_by(AuditEvent.id).execution_options(yield_per=1000)
+    # Columns, not ORM objects (a third of the time), streamed: memory stays flat at any length.
+    # Reads only: in a read-only session (``db.session_factory``) it never blocks an appender.
+    columns = [getattr(AuditEvent, c.key) for c in AuditEvent.__table__.columns]
+    rows: Any = session.execute(
+        select(*columns).order_by(AuditEvent.id).execution_options(yield_per=2000)
     )
     for event in rows:
         length += 1
@@ -308,7 +336,7 @@ def check_chain(session: Session, keys: KeyRing | None = None) -> ChainReport:
     )
 
 
-def _link_problem(event: AuditEvent, expected_id: int, prev_hash: str) -> ChainBreak | None:
+def _link_problem(event: EventRow, expected_id: int, prev_hash: str) -> ChainBreak | None:
     if event.id != expected_id:
         what = "missing (deleted?)" if event.id > expected_id else "duplicated"
         return ChainBreak(event.id, f"expected id {expected_id} here: row {expected_id} is {what}")

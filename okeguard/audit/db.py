@@ -7,7 +7,9 @@ everything shown goes through :func:`display_url`.
 
 from __future__ import annotations
 
+import logging
 import os
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from okeguard.errors import OkeguardError
 
 ENV_URL = "OKEGUARD_DATABASE_URL"
+log = logging.getLogger(__name__)
 
 # PostgreSQL session limits set on every connection okeguard opens (unless the URL's ``options``
 # already set them). A process frozen inside a transaction (a stopped container, a paused VM)
@@ -28,6 +31,10 @@ ENV_URL = "OKEGUARD_DATABASE_URL"
 # open across a call to a cluster, OCI or Slack, so neither limit is near its own work.
 IDLE_TRANSACTION_SECONDS = 60
 LOCK_WAIT_SECONDS = 90
+# SQLite: how long a writer waits for another's write lock before "database is locked".
+SQLITE_BUSY_SECONDS = 30
+# The execution option that marks an engine's transactions as reads (see session_factory).
+READ_ONLY = "okeguard_read_only"
 
 
 class DatabaseError(OkeguardError):
@@ -76,13 +83,16 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
     On SQLite every transaction starts with ``BEGIN IMMEDIATE``: the writer lock is taken before
     the first read, so two appenders can never both read the same chain head (see ``chain.py``).
+    A file database is switched to WAL, where readers never block that writer nor it them: a
+    long ``audit verify`` (a read-only session: :func:`session_factory`) leaves the bot's
+    appends alone.
     """
     parsed = _parse(url)
     backend = parsed.get_backend_name()
     if backend == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        kwargs.setdefault("connect_args", {}).setdefault("timeout", 30)
+        kwargs.setdefault("connect_args", {}).setdefault("timeout", SQLITE_BUSY_SECONDS)
     elif backend == "postgresql":
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
@@ -126,14 +136,44 @@ def _serialise_sqlite_writes(engine: Engine) -> None:
         # Let SQLAlchemy's "begin" event issue BEGIN itself instead of the driver's lazy BEGIN.
         dbapi_connection.isolation_level = None
         dbapi_connection.execute("PRAGMA foreign_keys=ON")
+        dbapi_connection.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_SECONDS * 1000}")
+        _use_wal(dbapi_connection)
 
     @event.listens_for(engine, "begin")
     def _begin_immediate(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # A read-only session's transaction takes no lock until it reads, and then (in WAL) a
+        # snapshot only: it never holds up a writer, however long it reads.
+        read_only = connection.get_execution_options().get(READ_ONLY, False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
-def session_factory(engine: Engine) -> sessionmaker[Session]:
-    """Sessions that keep loaded objects usable after commit (CLI output reads them later)."""
+def _use_wal(dbapi_connection: Any) -> None:
+    """Put a file database in WAL mode (it stays so: the mode is stored in the file), with
+    ``synchronous=NORMAL``: in WAL a commit then writes the log without waiting for the disk,
+    and a power cut can lose the newest commits but never corrupts the database."""
+    mode = str(dbapi_connection.execute("PRAGMA journal_mode").fetchone()[0]).lower()
+    if mode == "memory":  # an in-memory database: nothing to share
+        return
+    if mode != "wal":
+        try:
+            dbapi_connection.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.OperationalError as exc:  # another process holds the file: next time
+            log.warning("could not switch the SQLite database to WAL: %s", exc)
+            return
+    dbapi_connection.execute("PRAGMA synchronous=NORMAL")
+
+
+def session_factory(engine: Engine, *, read_only: bool = False) -> sessionmaker[Session]:
+    """Sessions that keep loaded objects usable after commit (CLI output reads them later).
+
+    ``read_only`` sessions (``audit verify``, listings) never take the write lock: on SQLite
+    their transactions begin deferred (a WAL snapshot), on PostgreSQL ``READ ONLY``.
+    """
+    if read_only:
+        options: dict[str, Any] = {READ_ONLY: True}
+        if engine.dialect.name == "postgresql":
+            options["postgresql_readonly"] = True
+        engine = engine.execution_options(**options)
     return sessionmaker(engine, expire_on_commit=False)
 
 

@@ -55,8 +55,9 @@ def _out(text: str) -> None:
 
 
 @contextmanager
-def _session(url: str) -> Iterator[Session]:
-    """A session on a migrated database; one-line errors for a missing or unreachable one."""
+def _session(url: str, *, read_only: bool = False) -> Iterator[Session]:
+    """A session on a migrated database; one-line errors for a missing or unreachable one.
+    A ``read_only`` one never holds the write lock: the bot keeps appending meanwhile."""
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -72,7 +73,7 @@ def _session(url: str) -> Iterator[Session]:
         )
     engine = make_engine(url)
     try:
-        with session_factory(engine)() as session:
+        with session_factory(engine, read_only=read_only)() as session:
             yield session
     except SQLAlchemyError as exc:
         raise unreachable(url, exc) from None
@@ -183,7 +184,9 @@ def audit_verify(heads: tuple[str, ...], anchors_file: str | None, config_path: 
     if anchors_file:
         anchors += read_anchors(anchors_file)
     keys = audit_keys()
-    with _session(_url(config_path)) as session:
+    # One read transaction: a consistent snapshot of the chain and the state tables, that takes
+    # no lock a writer waits for (SQLite in WAL mode, PostgreSQL MVCC).
+    with _session(_url(config_path), read_only=True) as session:
         report = verify_trail(session, keys=keys, anchors=anchors)
     problems = report.problems
     if len(problems) == 1:
@@ -387,7 +390,7 @@ _SINCE_OPTION = click.option(
 def audit_list(since: str | None, output_format: str, config_path: str | None) -> None:
     """List audit events, oldest first."""
     when = parse_since(since) if since else None
-    with _session(_url(config_path)) as session:
+    with _session(_url(config_path), read_only=True) as session:
         _out(_render(_events(session, when), output_format))
 
 
@@ -398,7 +401,7 @@ def audit_show(event_id: int, config_path: str | None) -> None:
     """Show one audit event in full, as JSON."""
     from okeguard.audit.models import AuditEvent
 
-    with _session(_url(config_path)) as session:
+    with _session(_url(config_path), read_only=True) as session:
         event = session.get(AuditEvent, event_id)
         if event is None:
             raise UsageError(f"no audit event {event_id} (see 'okeguard audit list')")
@@ -419,5 +422,5 @@ def audit_show(event_id: int, config_path: str | None) -> None:
 def audit_export(since: str | None, output_format: str, config_path: str | None) -> None:
     """Export audit events with their hashes, for archiving or a SIEM."""
     when = parse_since(since) if since else None
-    with _session(_url(config_path)) as session:
+    with _session(_url(config_path), read_only=True) as session:
         _out(_render(_events(session, when), output_format))
