@@ -14,7 +14,9 @@ from __future__ import annotations
 import json
 import select
 import socket
+import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -26,7 +28,7 @@ from hypothesis import strategies as st
 
 from okeguard.bot.cli_serve import EVENTS_PATH
 from okeguard.bot.slack.http_wire import Refusal, parse_head
-from tests.e2e.slack_support import ALICE, CHANNEL, ServeProcess, served
+from tests.e2e.slack_support import ALICE, CHANNEL, ServeProcess, http_bot, served
 from tests.fakes.slack_api import running_fake_slack_api, sign_request, slash_command_body
 from tests.helpers import wait_for
 
@@ -317,6 +319,29 @@ def test_connections_over_the_limit_get_503_at_once(tmp_path: Path) -> None:
                 sock.close()
         refusals(serve, mark, {"too_many_connections": 1})
         assert "scan [cluster]" in slack_help(serve)  # the closed ones freed their places
+
+
+def test_the_operations_port_answers_probes_while_connections_hang_on_it(
+    tmp_path: Path,
+) -> None:
+    with running_fake_slack_api() as slack, http_bot(tmp_path, slack, SECRET) as bot:
+        base = f"http://127.0.0.1:{bot.ops.port}"
+        threads = threading.active_count()
+        hanging = [socket.create_connection(("127.0.0.1", bot.ops.port)) for _ in range(100)]
+        try:
+            for sock in hanging:
+                sock.sendall(b"GET /heal")
+            with urllib.request.urlopen(base + "/healthz", timeout=5) as response:
+                assert response.status == 200 and response.read() == b"ok\n"
+            with urllib.request.urlopen(base + "/metrics", timeout=5) as response:
+                assert b"okeguard_" in response.read()
+            assert threading.active_count() <= threads + 2
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(urllib.request.Request(base + "/healthz", data=b"x"))
+            assert refused.value.code == 405
+        finally:
+            for sock in hanging:
+                sock.close()
 
 
 @given(st.binary(max_size=300))

@@ -9,7 +9,8 @@ file descriptor until its deadline, never a worker. The loop then checks Slack's
 signature (the same check as Bolt's ``RequestVerification``, which runs again inside the app)
 and the body's UTF-8; only then does one of ``workers`` threads hand the request to Bolt, with
 at most ``backlog`` more waiting. Everything refused gets its status (400, 401, 404, 405, 408,
-413, 431, 503…) and exactly one log line, never a traceback.
+413, 431, 503…) and exactly one log line, never a traceback. :class:`BoundedHttpServer` is that
+server without Slack; the operations port (``ops.py``) is one too.
 """
 
 from __future__ import annotations
@@ -86,27 +87,19 @@ def _loop_error(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> Non
     )
 
 
-class SlackHttpServer:
-    """Serve ``app`` (Bolt) at ``path`` on ``host:port`` within ``limits``; :meth:`start` it,
-    :meth:`stop` it. ``port`` 0 picks a free port (see :attr:`port`)."""
+class BoundedHttpServer:
+    """An HTTP server on ``host:port`` within ``limits``: :meth:`check` runs on each request as
+    read (in the loop: quick, raises :class:`Refusal`), :meth:`handle` answers the requests that
+    pass (in a worker). :meth:`start` it, :meth:`stop` it; ``port`` 0 picks a free port."""
 
-    def __init__(
-        self,
-        app: App,
-        signing_secret: str,
-        host: str,
-        port: int,
-        limits: ServeHttpConfig,
-        *,
-        path: str = "/slack/events",
-    ) -> None:
-        self.app = app
+    allow = "POST"  # the Allow header of a 405
+    name = "http"
+
+    def __init__(self, host: str, port: int, limits: ServeHttpConfig) -> None:
         self.limits = limits
-        self.path = path
-        self._secret = signing_secret.encode()
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._socket = socket.create_server((host, port), family=family, backlog=LISTEN_BACKLOG)
-        self._pool = ThreadPoolExecutor(limits.workers, thread_name_prefix="okeguard-http")
+        self._pool = ThreadPoolExecutor(limits.workers, thread_name_prefix=f"okeguard-{self.name}")
         self._budget = BodyBudget(limits.max_body_bytes * (limits.workers + limits.backlog))
         self._open = 0  # connections; like _waiting, touched by the loop's thread only
         self._waiting = 0  # verified requests handed to the pool and not answered yet
@@ -114,13 +107,13 @@ class SlackHttpServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
         self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="okeguard-http-loop", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"okeguard-{self.name}", daemon=True)
 
     @property
     def port(self) -> int:
         return int(self._socket.getsockname()[1])
 
-    def start(self) -> SlackHttpServer:
+    def start(self) -> BoundedHttpServer:
         """Start serving in a thread of its own; returns once connections are accepted."""
         self._thread.start()
         self._ready.wait(10)
@@ -189,14 +182,14 @@ class SlackHttpServer:
             except TimeoutError:
                 why = f"no whole request within {limits.read_timeout_seconds:g} s"
                 raise Refusal(408, "read_timeout", why) from None
-            text = self._verify(request)
+            self.check(request)
             if self._waiting >= limits.workers + limits.backlog:
                 raise Refusal(503, "busy", "every worker is busy and the backlog is full")
         except Refusal as refusal:
             _refused(refusal, client)
             headers = [("Content-Type", "text/plain; charset=utf-8")]
             if refusal.status == 405:
-                headers.append(("Allow", "POST"))
+                headers.append(("Allow", self.allow))
             if refusal.status == 503:
                 headers.append(("Retry-After", "1"))
             await self._send(writer, render(refusal.status, f"{refusal.why}\n".encode(), headers))
@@ -207,7 +200,7 @@ class SlackHttpServer:
         try:
             loop = asyncio.get_running_loop()
             status, headers, body = await loop.run_in_executor(
-                self._pool, self._dispatch, request, text, client
+                self._pool, self.handle, request, client
             )
         finally:
             self._waiting -= 1
@@ -228,8 +221,34 @@ class SlackHttpServer:
                 while dropped < LINGER_BYTES and (chunk := await reader.read(65536)):
                     dropped += len(chunk)
 
-    def _verify(self, request: Request) -> str:
-        """The body as text when ``request`` is a well-formed, signed, fresh Slack request."""
+    def check(self, request: Request) -> None:
+        """Refuse ``request`` (raise :class:`Refusal`) unless it may be handled."""
+
+    def handle(self, request: Request, client: str) -> Answer:
+        """In a worker: the answer to a request that passed :meth:`check`."""
+        raise NotImplementedError
+
+
+class SlackHttpServer(BoundedHttpServer):
+    """Serve ``app`` (Bolt) at ``path`` to requests signed with ``signing_secret``."""
+
+    def __init__(
+        self,
+        app: App,
+        signing_secret: str,
+        host: str,
+        port: int,
+        limits: ServeHttpConfig,
+        *,
+        path: str = "/slack/events",
+    ) -> None:
+        super().__init__(host, port, limits)
+        self.app = app
+        self.path = path
+        self._secret = signing_secret.encode()
+
+    def check(self, request: Request) -> None:
+        """Refuse what is not a well-formed, signed, fresh Slack request with a UTF-8 body."""
         if request.path != self.path:
             raise Refusal(404, "not_found", f"nothing at {request.path[:100]!r}")
         if request.method != "POST":
@@ -245,14 +264,15 @@ class SlackHttpServer:
         if not hmac.compare_digest(expected, given):
             raise Refusal(401, "bad_signature", "X-Slack-Signature missing or wrong")
         try:
-            return request.body.decode("utf-8")
+            request.body.decode("utf-8")
         except UnicodeDecodeError:
             raise Refusal(400, "body_not_utf8", "the body is not UTF-8") from None
 
-    def _dispatch(self, request: Request, text: str, client: str) -> Answer:
-        """In a worker: Bolt's answer to a verified request."""
+    def handle(self, request: Request, client: str) -> Answer:
+        """Bolt's answer to a verified request."""
         from slack_bolt import BoltRequest
 
+        text = request.body.decode("utf-8")
         try:
             bolt_request = BoltRequest(
                 body=text, query=request.query, headers=dict(request.headers)

@@ -1,19 +1,55 @@
 """The operations port: ``/healthz`` (the process answers), ``/readyz`` (the database answers
 and Slack is connected) and ``/metrics`` (Prometheus text format), on a port of its own so
-probes and scrapes never share the Slack endpoint."""
+probes and scrapes never share the Slack endpoint.
+
+It is served like the Slack endpoint (:class:`~okeguard.bot.slack.http_server.BoundedHttpServer`)
+with small fixed limits, so that nothing reaching the port can hold more than a few threads or
+keep probes from being answered: GET only, a whole request within 5 s, 256 connections.
+"""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
+from okeguard.bot.slack.http_server import Answer, BoundedHttpServer
+from okeguard.bot.slack.http_wire import Refusal, Request
 from okeguard.bot.slack.metrics import Metrics
+from okeguard.config import ServeHttpConfig
+
+# Only the kubelet and Prometheus should reach this port (the NetworkPolicy of deploy/).
+OPS_LIMITS = ServeHttpConfig(
+    max_body_bytes=1024, read_timeout_seconds=5, workers=2, backlog=32, max_connections=256
+)
+PATHS = ("/healthz", "/readyz", "/metrics")
+
+
+class _OpsHttp(BoundedHttpServer):
+    allow = "GET"
+    name = "ops"
+
+    def __init__(self, server: OpsServer, host: str, port: int) -> None:
+        super().__init__(host, port, OPS_LIMITS)
+        self.server = server
+
+    def check(self, request: Request) -> None:
+        if request.method != "GET":
+            raise Refusal(405, "method", f"{request.method[:20]} is not GET")
+        if request.path not in PATHS:
+            raise Refusal(404, "not_found", f"nothing at {request.path[:100]!r}")
+
+    def handle(self, request: Request, client: str) -> Answer:
+        text = [("Content-Type", "text/plain")]
+        if request.path == "/healthz":
+            return 200, text, b"ok\n"
+        if request.path == "/readyz":
+            ok, why = self.server.ready()
+            return 200 if ok else 503, text, (why + "\n").encode()
+        metrics = [("Content-Type", "text/plain; version=0.0.4")]
+        return 200, metrics, self.server.metrics.render()
 
 
 class OpsServer:
-    """A small threaded HTTP server for probes and metrics."""
+    """The probes and metrics of ``okeguard serve`` on ``host:port`` (0: a free port)."""
 
     def __init__(
         self,
@@ -22,45 +58,17 @@ class OpsServer:
         ready: Callable[[], tuple[bool, str]],
         host: str = "0.0.0.0",
     ) -> None:
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def _send(self, status: int, body: bytes, content_type: str) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def do_GET(self) -> None:
-                path = self.path.split("?")[0]
-                if path == "/healthz":
-                    self._send(200, b"ok\n", "text/plain")
-                elif path == "/readyz":
-                    ok, why = server.ready()
-                    self._send(200 if ok else 503, (why + "\n").encode(), "text/plain")
-                elif path == "/metrics":
-                    self._send(200, server.metrics.render(), "text/plain; version=0.0.4")
-                else:
-                    self._send(404, b"not found\n", "text/plain")
-
         self.metrics = metrics
         self.ready = ready
-        self.httpd = ThreadingHTTPServer((host, port), Handler)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.http = _OpsHttp(self, host, port)
 
     @property
     def port(self) -> int:
-        return int(self.httpd.server_address[1])
+        return self.http.port
 
     def start(self) -> OpsServer:
-        self.thread.start()
+        self.http.start()
         return self
 
     def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.http.stop()
