@@ -91,6 +91,21 @@ def key_format_of(value: object) -> str | None:
     return classify_key_material(value) if isinstance(value, str) else None
 
 
+# Fields whose values may be credentials: a message about one of them (a wrong type, a value
+# YAML cannot build) names the field and the type, never the value.
+_CREDENTIAL_FIELDS = frozenset(
+    {"env", "data", "stringData", "binaryData", "annotations", "args", "command", "httpHeaders"}
+)
+_PATH_PARTS = re.compile(r"[.\[\]]+")
+
+
+def may_hold_credential(path: str) -> bool:
+    """True when the field at ``path`` (``spec.template.spec.containers[0].env[1].value``,
+    ``data.password``, ``metadata.annotations.x``) may hold a credential, so that a message
+    about it must not quote its value."""
+    return any(part in _CREDENTIAL_FIELDS for part in _PATH_PARTS.split(path))
+
+
 def redacted_labels(value: object) -> tuple[str, ...]:
     """The labels of every marker in ``value``, whole or embedded (``postgres://u:<marker>@h``)."""
     return tuple(_EMBEDDED_MARKER.findall(value)) if isinstance(value, str) else ()

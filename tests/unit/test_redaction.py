@@ -19,6 +19,7 @@ from okeguard.inventory.sensitive import (
     looks_like_credential_name,
     marker,
     marker_label,
+    may_hold_credential,
     redact_args,
     redact_header,
     redact_properties,
@@ -588,3 +589,22 @@ def test_values_of_the_wrong_type_are_redacted_too() -> None:
     for planted in ("31415926", "27182818", "16180339", "pw-nested-map"):
         assert planted not in dumped, planted
     assert '"value": 8080' in dumped
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("spec.template.spec.containers[0].env[1].value", True),
+        ("spec.containers[0].args[2]", True),
+        ("spec.jobTemplate.spec.template.spec.initContainers[0].command[1]", True),
+        ("spec.containers[0].livenessProbe.httpGet.httpHeaders[0].value", True),
+        ("data.password", True),
+        ("stringData.token", True),
+        ("metadata.annotations.kubectl.kubernetes.io/last-applied-configuration", True),
+        ("spec.template.spec.containers[0].securityContext.runAsUser", False),
+        ("spec.replicas", False),
+        ("metadata.creationTimestamp", False),
+    ],
+)
+def test_fields_whose_values_messages_must_not_quote(path: str, expected: bool) -> None:
+    assert may_hold_credential(path) is expected
