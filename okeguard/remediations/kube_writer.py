@@ -62,11 +62,13 @@ def _ref(kind: str, namespace: str | None, name: str | None) -> str:
 
 
 class _TransportError(Exception):
-    """No answer: a timeout, a reset, a refused connection (``name`` is the error's type)."""
+    """No answer: a timeout, a reset, a refused connection (``name`` is the error's type).
+    ``sent`` is False when no connection was made: the request never left."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, sent: bool) -> None:
         super().__init__(name)
         self.name = name
+        self.sent = sent
 
 
 def _reason(status: int | None, data: Any) -> str:
@@ -99,26 +101,27 @@ class KubeWriter:
         content_type: str | None = None,
     ) -> tuple[int, Any]:
         """(status, parsed JSON body) of one request, retried while it fails transiently."""
-        idempotent = ("dryRun", "All") in query  # a dry run stores nothing: safe to resend
+        dry_run = ("dryRun", "All") in query  # a dry run stores nothing: safe to resend
         retrier, started, attempt = self.retrier, self.retrier.clock(), 0
         while True:
             attempt += 1
             status: int | None
             error: str | None = None
+            unsent = False
             try:
                 status, data, retry_after = self._send(method, path, query, body, content_type)
             except _TransportError as exc:
-                status, data, retry_after, error = None, None, None, exc.name
-            retryable = transient(method, status, idempotent=idempotent)
+                status, data, retry_after, error, unsent = None, None, None, exc.name, not exc.sent
+            retryable = transient(method, status, idempotent=dry_run or unsent)
             if status is not None and (status < 400 or not retryable):
                 return status, data
             pause = retrier.wait(attempt, started, retry_after) if retryable else None
             if pause is None:
                 if status is not None:
                     return status, data
-                raise StepFailed(  # the outcome of a write is unknown
+                raise StepFailed(  # the outcome of a write is unknown, unless it was not sent
                     f"{self.label}: {method} {path} failed: {error}",
-                    wrote_nothing=method == "GET" or idempotent,
+                    wrote_nothing=method == "GET" or dry_run or unsent,
                 )
             reason = error or _reason(status, data)
             note = RetryNote(
@@ -156,7 +159,10 @@ class KubeWriter:
             )
             raw = response.read()
         except Exception as exc:  # urllib3 errors, timeouts: the outcome is unknown
-            raise _TransportError(type(exc).__name__) from None
+            from urllib3.exceptions import ConnectTimeoutError  # NewConnectionError's base too
+
+            sent = not isinstance(exc, ConnectTimeoutError)
+            raise _TransportError(type(exc).__name__, sent) from None
         try:
             data = json.loads(raw) if raw else None
         except ValueError:

@@ -9,7 +9,9 @@ trail shows it. What is retried:
   fairness, OCI throttling), so sending it again cannot apply it twice;
 - **5xx** (but 501), a timeout or a reset, on **reads** only (and on server-side dry runs, which
   store nothing): a write answered so may have landed, and sending it again could apply it twice
-  or read back a 412 of its own; the rollback looks at the live state instead.
+  or read back a 412 of its own; the rollback looks at the live state instead;
+- a connection that could not be made, on any call (the Kubernetes writer tells it apart): the
+  request never left.
 
 Never a 409 or a 412 (a precondition failed: the object changed), nor any other 4xx. The wait is
 the server's ``Retry-After`` when it names one, else exponential backoff with jitter; a call
@@ -60,7 +62,7 @@ class RetryPolicy:
 
 def transient(method: str, status: int | None, *, idempotent: bool = False) -> bool:
     """Whether a failure of ``method`` is retried: ``status`` None is a timeout or a reset.
-    ``idempotent`` marks a write that stores nothing (a server-side dry run)."""
+    ``idempotent`` marks a write that stores nothing (a server-side dry run) or never left."""
     if status == 429:
         return True
     read = method.upper() in READ_METHODS or idempotent

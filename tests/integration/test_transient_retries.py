@@ -19,7 +19,7 @@ from okeguard.audit.chain import verify_chain
 from okeguard.audit.db import make_engine, session_factory
 from okeguard.config import ClusterConfig, Config, OciAuthConfig, RemediationConfig
 from okeguard.remediations import kube_actions, oci_actions, workflow
-from okeguard.remediations.engine import Backends
+from okeguard.remediations.engine import Backends, StepFailed
 from okeguard.remediations.kube_writer import KubeWriter
 from okeguard.remediations.live import LiveCluster
 from okeguard.remediations.oci_writer import TransientRetryStrategy
@@ -388,25 +388,52 @@ def test_the_oci_strategy_honours_retry_after_on_a_throttled_write_only() -> Non
     assert strategy.make_retrying_call(call_api, method="GET", operation_name="get") == "done"
 
 
+class _Response:
+    def __init__(self, status: int, headers: dict[str, str] | None = None) -> None:
+        self.status, self.headers = status, headers or {}
+
+    def read(self) -> bytes:
+        return b'{"kind": "Deployment", "metadata": {"name": "web"}}'
+
+
+class _ApiClient:
+    """Just enough of ``kubernetes.client.ApiClient`` for KubeWriter: scripted answers."""
+
+    def __init__(self, *answers: _Response | Exception) -> None:
+        self.answers = list(answers)
+        self.sent: list[str] = []
+
+    def param_serialize(self, **kwargs: Any) -> tuple[Any, ...]:
+        return None, "https://k8s" + kwargs["resource_path"], {}, None, None
+
+    def call_api(self, method: str, *args: Any, **kwargs: Any) -> _Response:
+        self.sent.append(method)
+        answer = self.answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
 def test_the_kubernetes_writer_honours_retry_after() -> None:
     clock = _Clock()
-
-    class Response:
-        def __init__(self, status: int, headers: dict[str, str]) -> None:
-            self.status, self.headers = status, headers
-
-        def read(self) -> bytes:
-            return b'{"kind": "Deployment", "metadata": {"name": "web"}}'
-
-    answers = [Response(429, {"Retry-After": "3"}), Response(200, {})]
-
-    class ApiClient:
-        def param_serialize(self, **kwargs: Any) -> tuple[Any, ...]:
-            return None, "https://k8s" + kwargs["resource_path"], {}, None, None
-
-        def call_api(self, *args: Any, **kwargs: Any) -> Response:
-            return answers.pop(0)
-
-    writer = KubeWriter(ApiClient(), "fake", retrier=_retrier(clock))
+    api = _ApiClient(_Response(429, {"Retry-After": "3"}), _Response(200))
+    writer = KubeWriter(api, "fake", retrier=_retrier(clock))
     assert writer.get("Deployment", "shop", "web") is not None
     assert clock.slept == [3.0]
+
+
+def test_a_write_that_never_left_is_retried_and_one_that_may_have_landed_is_not() -> None:
+    from urllib3.exceptions import NewConnectionError, ReadTimeoutError
+
+    patch = [{"op": "replace", "path": "/spec/replicas", "value": 3}]
+    refused = NewConnectionError(None, "connection refused")  # type: ignore[arg-type]
+    api = _ApiClient(refused, _Response(200))
+    writer = KubeWriter(api, "fake", retrier=_retrier(_Clock()))
+    assert writer.patch("Deployment", "shop", "web", patch)["kind"] == "Deployment"
+    assert api.sent == ["PATCH", "PATCH"]
+    timeout = ReadTimeoutError(None, "/", "read timed out")  # type: ignore[arg-type]
+    api = _ApiClient(timeout, _Response(200))
+    writer = KubeWriter(api, "fake", retrier=_retrier(_Clock()))
+    with pytest.raises(StepFailed, match="ReadTimeoutError") as caught:
+        writer.patch("Deployment", "shop", "web", patch)
+    assert api.sent == ["PATCH"] and not caught.value.wrote_nothing
