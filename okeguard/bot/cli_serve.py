@@ -83,9 +83,6 @@ def start_bot(
 ) -> RunningBot:
     """Start the bot: Socket Mode (``SLACK_APP_TOKEN``) when ``socket_mode``, else the Events
     API on ``http_port``. Returns the running bot; :meth:`RunningBot.stop` stops it."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
     from okeguard.audit.db import make_engine, session_factory
     from okeguard.audit.keys import audit_keys
     from okeguard.bot.cli_fix import _sessions
@@ -97,6 +94,7 @@ def start_bot(
     from okeguard.bot.slack.posting import Pacer, make_client
     from okeguard.bot.slack.scheduler import BOT_ACTOR, BotScheduler, LeaderLock
     from okeguard.bot.slack.work import BotContext
+    from okeguard.bot.workers import scan_worker_pool
     from okeguard.logs import register_secrets, secrets_from_env
     from okeguard.remediations.live import LiveCluster, live_cluster
     from okeguard.remediations.workflow import reconcile
@@ -121,7 +119,7 @@ def start_bot(
 
     # Scans run in a worker process: reading and checking a large cluster is CPU-bound Python,
     # and in this process it would hold the GIL against Slack's acknowledgements.
-    workers = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+    workers = scan_worker_pool(max_workers=1)
 
     def scan(clusters: Any, namespaces: Any) -> Any:
         job = workers.submit(
