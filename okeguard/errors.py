@@ -30,3 +30,17 @@ class ConfigError(OkeguardError):
 
 class ClusterAccessError(OkeguardError):
     """A live cluster could not be reached or refused our credentials (names the context)."""
+
+
+# Characters that would break a one-line message: C0 and C1 controls, and the separators that
+# str.splitlines() and terminals treat as line ends.
+_UNPRINTABLE = {
+    code: f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    for code in (*range(0x20), *range(0x7F, 0xA0), 0x2028, 0x2029)
+}
+
+
+def one_line(text: str) -> str:
+    """``text`` with every control character and line separator escaped (``\\n`` -> ``\\x0a``),
+    so a message quoting user input (a key, a file name) stays on one line."""
+    return text.translate(_UNPRINTABLE)

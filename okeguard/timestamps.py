@@ -16,7 +16,8 @@ def parse_timestamp(value: object) -> datetime | None:
 
     Accepts an RFC 3339 / ISO 8601 string (``Z`` or an offset; lower-case ``t``/``z`` too), a
     ``datetime`` and a ``date`` (midnight). A value without a time zone is taken as UTC, as
-    Kubernetes writes its timestamps in UTC.
+    Kubernetes writes its timestamps in UTC. An instant outside the years 1 to 9999 in UTC
+    names none.
     """
     if isinstance(value, datetime):
         parsed = value
@@ -32,4 +33,7 @@ def parse_timestamp(value: object) -> datetime | None:
         return None
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:59:59-01:00 is after the last datetime in UTC
+        return None

@@ -22,7 +22,7 @@ from okeguard.bot.cli_findings import exceptions_group, findings_group
 from okeguard.bot.cli_fix import fix_command
 from okeguard.bot.cli_remediations import remediations_group
 from okeguard.bot.cli_serve import serve_command
-from okeguard.errors import OkeguardError, UsageError
+from okeguard.errors import OkeguardError, UsageError, one_line
 
 EXIT_FINDINGS = 1
 EXIT_USAGE = 2
@@ -30,7 +30,7 @@ SEVERITY_NAMES = ("critical", "high", "medium", "low", "info")
 
 
 def _echo_error(message: str) -> None:
-    click.echo(f"okeguard: error: {message}", err=True)
+    click.echo(f"okeguard: error: {one_line(message)}", err=True)
 
 
 def _write_stdout(text: str | bytes) -> None:

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from okeguard.errors import InputError
+from okeguard.errors import InputError, one_line
 from okeguard.inventory.files import open_regular_file
 from okeguard.inventory.model import Inventory, K8sObject, SourceInfo, Unevaluated, build_inventory
 from okeguard.inventory.normalize import NotAnObject
@@ -114,7 +114,8 @@ def _warn(unevaluated: Sequence[Unevaluated]) -> None:
     for item in unevaluated[:WARNED_OBJECTS]:
         obj = item.obj
         where = f"{obj.namespace}/{obj.name}" if obj.namespace else obj.name
-        log.warning("%s: %s %s not evaluated: %s", obj.origin, obj.kind, where, item.reason)
+        message = f"{obj.origin}: {obj.kind} {where} not evaluated: {item.reason}"
+        log.warning("%s", one_line(message))
     if len(unevaluated) > WARNED_OBJECTS:
         more = len(unevaluated) - WARNED_OBJECTS
         log.warning("%d more objects not evaluated (see the findings of status unknown)", more)

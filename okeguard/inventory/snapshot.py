@@ -21,7 +21,7 @@ from typing import IO, Any
 
 import orjson
 
-from okeguard.errors import InputError
+from okeguard.errors import InputError, one_line
 from okeguard.inventory.files import open_regular_file
 from okeguard.inventory.model import (
     Gap,
@@ -35,7 +35,7 @@ from okeguard.inventory.model import (
 )
 from okeguard.inventory.normalize import NotAnObject
 from okeguard.inventory.oci_model import OciState, oci_state_from_dict, oci_state_to_dict
-from okeguard.inventory.validate import TIMESTAMP, admit, field_problem
+from okeguard.inventory.validate import TIMESTAMP, admit, dataclass_shape, field_problem
 
 SNAPSHOT_SCHEMA = "okeguard.snapshot/v1"
 log = logging.getLogger(__name__)
@@ -129,7 +129,7 @@ HEADER_TYPES = {
     },
     "incomplete": [{"source": str, "kind": str, "reason": str}],
     "skipped_kinds": {"*": int},
-    "oci": {},
+    "oci": dataclass_shape(OciState),
 }
 
 
@@ -226,9 +226,12 @@ def _inventory(stream: IO[bytes], label: str, source_type: str) -> Inventory:
         for g in header.get("incomplete") or ()
         if isinstance(g, dict)
     ]
+    oci = _oci(header, label)  # the last thing that may refuse the file: warn only after it
     for item in found.unevaluated[:10]:
         obj = item.obj
-        log.warning("%s %s/%s not evaluated: %s", obj.kind, obj.namespace, obj.name, item.reason)
+        where = f"{obj.namespace}/{obj.name}" if obj.namespace else obj.name
+        message = f"{obj.kind} {where} not evaluated: {item.reason}"
+        log.warning("%s", one_line(message))
     return build_inventory(
         found.objects,
         cluster=header["cluster"]["name"],
@@ -238,7 +241,7 @@ def _inventory(stream: IO[bytes], label: str, source_type: str) -> Inventory:
         kubeconfig_users=users,
         gaps=gaps,
         skipped_kinds=found.skipped,
-        oci=_oci(header, label),
+        oci=oci,
         unevaluated=found.unevaluated,
     )
 

@@ -13,9 +13,13 @@ API server reads it as absent), and fields not listed may hold anything.
 
 from __future__ import annotations
 
+import dataclasses
+import re
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from okeguard.errors import one_line
 from okeguard.inventory.model import SUPPORTED_KINDS, K8sObject, Unevaluated
 from okeguard.inventory.normalize import to_object
 from okeguard.timestamps import parse_timestamp
@@ -26,20 +30,30 @@ class _Timestamp:
 
 
 TIMESTAMP = _Timestamp()
+
+
+class NotNull:
+    """A shape that does not allow null (for dataclass fields that are not optional)."""
+
+    def __init__(self, shape: Shape) -> None:
+        self.shape = shape
+
+
 # A field's shape: a scalar type (str, bool, int), TIMESTAMP, a dict of the shapes of the keys
 # it may hold (``{}``: any mapping; ``{"*": shape}``: every value), a one-item list of its
 # items' shape, or None for anything.
 Shape = Any
 
+STRINGS = {"*": str}  # map[string]string, as labels, annotations and ConfigMap data are
 LABEL_SELECTOR = {
-    "matchLabels": {},
+    "matchLabels": STRINGS,
     "matchExpressions": [{"key": str, "operator": str, "values": [str]}],
 }
 METADATA = {
     "name": str,
     "namespace": str,
-    "labels": {},
-    "annotations": {},
+    "labels": STRINGS,
+    "annotations": STRINGS,
     "ownerReferences": [{"kind": str, "name": str}],
     "creationTimestamp": TIMESTAMP,
 }
@@ -78,7 +92,7 @@ POD_SPEC = {
     "hostPID": bool,
     "hostIPC": bool,
 }
-POD_TEMPLATE = {"metadata": {"labels": {}, "annotations": {}}, "spec": POD_SPEC}
+POD_TEMPLATE = {"metadata": {"labels": STRINGS, "annotations": STRINGS}, "spec": POD_SPEC}
 _CONTROLLER = {"spec": {"template": POD_TEMPLATE}}
 _PEER = {
     "podSelector": LABEL_SELECTOR,
@@ -114,8 +128,8 @@ _BY_KIND: Mapping[str, Mapping[str, Shape]] = {
         }
     },
     "Ingress": {"spec": {"rules": [{"host": str}], "tls": [{"hosts": [str], "secretName": str}]}},
-    "Secret": {"type": str, "data": {}, "stringData": {}},
-    "ConfigMap": {"data": {}, "binaryData": {}},
+    "Secret": {"type": str, "data": STRINGS, "stringData": STRINGS},
+    "ConfigMap": {"data": STRINGS, "binaryData": STRINGS},
     "Service": {"spec": {"type": str, "ports": [{}], "loadBalancerSourceRanges": [str]}},
     "ServiceAccount": {"automountServiceAccountToken": bool},
     "Node": {"status": {"images": [{"names": [str], "sizeBytes": int}]}},
@@ -161,13 +175,17 @@ def _mismatch(value: object, shape: Shape) -> str | None:
 def field_problem(value: object, shape: Shape, path: str = "") -> str | None:
     """The first field of ``value`` that does not have its ``shape``, as a sentence naming it
     (``spec.template.spec.containers is the string 'x', expected a list``); None when all do."""
+    if isinstance(shape, NotNull):
+        if value is None:
+            return f"{path} is null, expected a value"
+        shape = shape.shape
     if value is None or shape is None:
         return None
     if isinstance(shape, dict):
         if not isinstance(value, dict):
             return f"{path or 'the object'} is {_described(value)}, expected a mapping"
         if "*" in shape:  # every value of the mapping
-            return _first(((v, shape["*"], f"{path}.{k}") for k, v in value.items()))
+            return _first((v, shape["*"], f"{path}.{one_line(str(k))}") for k, v in value.items())
         for key, inner in shape.items():
             if key in value:
                 found = field_problem(value[key], inner, f"{path}.{key}" if path else key)
@@ -187,6 +205,33 @@ def field_problem(value: object, shape: Shape, path: str = "") -> str | None:
     return f"{path} is {_described(value)}, expected {expected}" if expected else None
 
 
+def dataclass_shape(cls: type) -> dict[str, Shape]:
+    """The shape of a dataclass written as a dict (as snapshots store the OCI state), from its
+    field annotations: ``str``, ``bool``, ``int``, ``datetime``, ``X | None``,
+    ``tuple[X, ...]``, ``Mapping[str, X]`` and nested dataclasses of its module."""
+    module = sys.modules[cls.__module__]
+    return {f.name: _annotation_shape(str(f.type), module) for f in dataclasses.fields(cls)}
+
+
+def _annotation_shape(annotation: str, module: object) -> Shape:
+    if "None" not in annotation.split(" | "):
+        return NotNull(_annotation_shape(annotation + " | None", module))
+    text = annotation.split(" | ")[0].strip()
+    if text in _SCALARS:
+        return _SCALARS[text]
+    if match := re.fullmatch(r"tuple\[(\w+), \.\.\.\]", text):
+        return [_annotation_shape(match.group(1), module)]
+    if match := re.fullmatch(r"Mapping\[str, (\w+)\]", text):
+        return {"*": _annotation_shape(match.group(1), module)}
+    inner = getattr(module, text, None)
+    if isinstance(inner, type) and dataclasses.is_dataclass(inner):
+        return dataclass_shape(inner)
+    return None
+
+
+_SCALARS: Mapping[str, Shape] = {"str": str, "bool": bool, "int": int, "datetime": TIMESTAMP}
+
+
 def _first(fields: Iterable[tuple[object, Shape, str]]) -> str | None:
     for value, shape, path in fields:
         found = field_problem(value, shape, path)
@@ -202,8 +247,9 @@ def admit(
     the wrong type or ``problems`` (what could not be read of it) is not empty; None for a kind
     okeguard does not read. Raises :class:`~okeguard.inventory.normalize.NotAnObject` for a
     document that is not a Kubernetes object (no kind, apiVersion or metadata.name)."""
-    if isinstance(doc, dict) and doc.get("kind") in FIELD_TYPES:
-        problem = problems[0] if problems else field_problem(doc, FIELD_TYPES[doc["kind"]])
+    kind = doc.get("kind") if isinstance(doc, dict) else None
+    if isinstance(doc, dict) and isinstance(kind, str) and kind in FIELD_TYPES:
+        problem = problems[0] if problems else field_problem(doc, FIELD_TYPES[kind])
         if problem is not None:
             stub = _identity(doc, origin)
             return None if stub is None else Unevaluated(stub, problem)

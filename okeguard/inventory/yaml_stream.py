@@ -41,7 +41,7 @@ from yaml.events import (
     StreamEndEvent,
 )
 
-from okeguard.errors import InputError
+from okeguard.errors import InputError, one_line
 
 try:  # libyaml's parser (only its events are used): the pure-Python one is ~10x slower
     _Parser: type[Any] = yaml.CSafeLoader
@@ -80,7 +80,7 @@ class Problem:
         text = ""
         for part in self.path:
             text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-        return text or "(document)"
+        return one_line(text) or "(document)"
 
 
 class _BadValue(Exception):
