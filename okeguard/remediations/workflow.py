@@ -466,11 +466,15 @@ def _settle(
     backends.guard = lease.check
     emit = lease.emit
     emit("remediation.reconcile-started", {"from": state, "steps": [s.index for s in steps]})
-    if state == S.APPLYING.value and all_in_effect(plan, steps, backends):
+    where: dict[str, Any] = {"phase": "check"}
+    with backends.retries_recorded(emit, where):
+        finished = state == S.APPLYING.value and all_in_effect(plan, steps, backends)
+    if finished:
         # Interrupted after its last write: finish the run instead of undoing it, but only once
         # the same verification the run would have done has passed.
         try:
-            verify_steps(steps, backends)
+            with backends.retries_recorded(emit, where):
+                verify_steps(steps, backends, where)
         except OkeguardError as exc:
             emit("remediation.verify-failed", {"error": str(exc)})
         else:

@@ -19,7 +19,7 @@ from okeguard.audit.chain import verify_chain
 from okeguard.audit.db import make_engine, session_factory
 from okeguard.config import ClusterConfig, Config, OciAuthConfig, RemediationConfig
 from okeguard.remediations import kube_actions, oci_actions, workflow
-from okeguard.remediations.engine import Backends, StepFailed
+from okeguard.remediations.engine import Backends, SimulatedCrash, StepFailed
 from okeguard.remediations.kube_writer import KubeWriter
 from okeguard.remediations.live import LiveCluster
 from okeguard.remediations.oci_writer import TransientRetryStrategy
@@ -29,6 +29,7 @@ from okeguard.remediations.retrying import Retrier, RetryNote, RetryPolicy, pars
 from tests.fakes.kube_api import FakeKubeApi
 from tests.fakes.oci_api import REGION, FakeOciApi
 from tests.fakes.oci_world import COMPARTMENT, OkeWorld, build_oke_world
+from tests.helpers import after_lease
 from tests.integration.database import Database
 from tests.unit.factories import bare_container, namespace, workload
 
@@ -161,6 +162,23 @@ def test_one_429_on_the_write_and_one_503_on_the_rollout_read_are_retried_and_ap
         "remediation.verified",
         "remediation.applied",
     ]
+    _chain_ok(database)
+
+
+def test_reconcile_retries_a_503_on_its_reads_and_records_it(
+    database: Database, kube_api: FakeKubeApi, kube_live: LiveCluster
+) -> None:
+    request_id, _ = _root_fix(database, kube_live)
+    with pytest.raises(SimulatedCrash):
+        workflow.apply_request(database.sessions, request_id, "bob", kube_live, crash_after=0)
+    kube_api.fail(DEPLOY_PATH, 503, times=1, method="GET")
+    [result] = workflow.reconcile(
+        database.sessions, "reconciler", lambda _: kube_live, now=after_lease()
+    )
+    assert result.state == "applied", result.reason
+    [retried] = _retried(database, request_id)
+    assert (retried["phase"], retried["status"]) == ("check", 503)
+    assert retried["call"] == f"GET {DEPLOY_PATH}"
     _chain_ok(database)
 
 
