@@ -13,20 +13,25 @@ from typing import Any
 
 import pytest
 
-from okeguard.audit.chain import verify_chain
-from okeguard.audit.crosscheck import crosscheck
-from okeguard.audit.models import RemediationRequest
-from okeguard.config import ClusterConfig, Config, RemediationConfig
+from okeguard.config import RemediationConfig
 from okeguard.remediations import workflow
 from okeguard.remediations.engine import SimulatedCrash
-from okeguard.remediations.kube_writer import MERGE_PATCH, open_kube_writer
+from okeguard.remediations.kube_writer import open_kube_writer
 from okeguard.remediations.live import LiveCluster
 from okeguard.remediations.network_policy import POLICY_NAME
 from okeguard.remediations.plan import Plan
 from okeguard.remediations.planners import plan_finding
 from tests.fakes.kube_api import FakeKubeApi
-from tests.helpers import after_lease
 from tests.integration.database import Database
+from tests.integration.requests_support import (
+    approved,
+    assert_audit_ok,
+    live_cluster,
+    reconcile_after_lease,
+    request_actions,
+    request_row,
+    someone_patches,
+)
 from tests.unit.factories import bare_container, namespace, network_policy, workload
 from tests.unit.oke_factories import service
 
@@ -54,9 +59,7 @@ def live(kube_api: FakeKubeApi) -> LiveCluster:
         namespace("billing"),
         workload(name="ledger", namespace="billing", labels={"app": "ledger"}),
     )
-    assert kube_api.kubeconfig_path is not None
-    cluster = ClusterConfig(name="fake", context="fake", kubeconfig=str(kube_api.kubeconfig_path))
-    return LiveCluster(Config(remediation=FAST, clusters=(cluster,)), cluster)
+    return live_cluster(kube_api, FAST)
 
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -73,31 +76,6 @@ def _plan(live: LiveCluster) -> Plan:
     return plan_finding(finding, inventory, FAST)
 
 
-def _approved(database: Database, plan: Plan) -> int:
-    request = workflow.request_fix(database.sessions, plan, "alice", FAST)
-    workflow.decide(database.sessions, request.id, "bob", FAST, approve=True, plan_hash=plan.hash)
-    return request.id
-
-
-def _state(database: Database, request_id: int) -> RemediationRequest:
-    with database.sessions() as session:
-        request = session.get(RemediationRequest, request_id)
-        assert request is not None
-        session.expunge(request)
-        return request
-
-
-def _actions(database: Database, request_id: int) -> list[str]:
-    with database.sessions() as session:
-        return [e["action"] for e in workflow.request_events(session, request_id)]
-
-
-def _audit_ok(database: Database) -> None:
-    with database.sessions() as session:
-        assert verify_chain(session) is None
-        assert crosscheck(session) == []
-
-
 def _policy(kube_api: FakeKubeApi, name: str = POLICY_NAME) -> dict[str, Any] | None:
     try:
         return kube_api.get_object("NetworkPolicy", name, "shop")
@@ -107,19 +85,6 @@ def _policy(kube_api: FakeKubeApi, name: str = POLICY_NAME) -> dict[str, Any] | 
 
 def _writes(kube_api: FakeKubeApi) -> list[tuple[str, str]]:
     return [(r.method, r.path) for r in kube_api.requests if r.method != "GET"]
-
-
-def _someone_patches(live: LiveCluster, patch: dict[str, Any]) -> None:
-    """Another person changes our policy through the API (a merge patch, as kubectl would)."""
-    writer = open_kube_writer("fake", kubeconfig=live.cluster.kubeconfig)
-    try:
-        writer.patch("NetworkPolicy", "shop", POLICY_NAME, patch, content_type=MERGE_PATCH)
-    finally:
-        writer.close()
-
-
-def _reconcile(database: Database, live: LiveCluster) -> list[workflow.ApplyResult]:
-    return workflow.reconcile(database.sessions, "reconciler", lambda _: live, now=after_lease())
 
 
 class _Writer:
@@ -178,7 +143,7 @@ def test_the_policy_created_is_exactly_the_planned_one_and_the_finding_goes(
     assert stored["metadata"]["annotations"] == body["metadata"]["annotations"]
     assert _policy(kube_api, "allow-metrics") == metrics
     assert _open(live) == {"billing"}  # shop fixed, and only shop
-    assert _actions(database, request.id)[-7:] == [
+    assert request_actions(database, request.id)[-7:] == [
         "remediation.replanned",
         "remediation.applying",
         "remediation.step.started",
@@ -187,9 +152,9 @@ def test_the_policy_created_is_exactly_the_planned_one_and_the_finding_goes(
         "remediation.verified",
         "remediation.applied",
     ]
-    stored_request = _state(database, request.id)
+    stored_request = request_row(database, request.id)
     assert (stored_request.requester, stored_request.approver) == ("alice", "bob")
-    _audit_ok(database)
+    assert_audit_ok(database)
 
 
 # == crashes, settled by reconcile ============================================================
@@ -199,11 +164,11 @@ def test_the_policy_created_is_exactly_the_planned_one_and_the_finding_goes(
 def test_a_crash_after_the_create_is_settled_applied_only_if_the_policy_is_there(
     database: Database, kube_api: FakeKubeApi, live: LiveCluster, meanwhile: str
 ) -> None:
-    request_id = _approved(database, _plan(live))
+    request_id = approved(database, _plan(live), settings=FAST)
     with pytest.raises(SimulatedCrash):
         workflow.apply_request(database.sessions, request_id, "bob", live, crash_after=0)
-    assert _state(database, request_id).state == "applying"
-    assert "remediation.step.applied" not in _actions(database, request_id)
+    assert request_row(database, request_id).state == "applying"
+    assert "remediation.step.applied" not in request_actions(database, request_id)
     theirs = [{"from": [{"namespaceSelector": {"matchLabels": {"name": "ingress-nginx"}}}]}]
     if meanwhile == "someone deletes the policy":
         created = _policy(kube_api)
@@ -212,14 +177,14 @@ def test_a_crash_after_the_create_is_settled_applied_only_if_the_policy_is_there
         writer.delete("NetworkPolicy", "shop", POLICY_NAME, uid=created["metadata"]["uid"])
         writer.close()
     elif meanwhile == "someone edits the policy":
-        _someone_patches(live, {"spec": {"ingress": theirs}})
-    [result] = _reconcile(database, live)
+        someone_patches(live, "NetworkPolicy", POLICY_NAME, {"spec": {"ingress": theirs}})
+    [result] = reconcile_after_lease(database, live)
     expected = {"nothing": "applied", "someone edits the policy": "failed"}.get(
         meanwhile, "rolled-back"
     )
     assert (result.request_id, result.state) == (request_id, expected)
-    assert _state(database, request_id).state == expected
-    actions = _actions(database, request_id)
+    assert request_row(database, request_id).state == expected
+    actions = request_actions(database, request_id)
     if expected == "failed":  # their edit is kept, never deleted or settled as ours
         assert "remediation.rollback-incomplete" in actions
         kept = _policy(kube_api)
@@ -230,8 +195,9 @@ def test_a_crash_after_the_create_is_settled_applied_only_if_the_policy_is_there
     else:
         assert "remediation.step.not-in-effect" in actions
         assert _policy(kube_api) is None and _open(live) == {"shop", "billing"}
-    assert _reconcile(database, live) == []  # settled for good (failed waits for a person)
-    _audit_ok(database)
+    # Settled for good (failed waits for a person).
+    assert reconcile_after_lease(database, live) == []
+    assert_audit_ok(database)
 
 
 def test_a_crash_before_the_create_landed_is_reconciled_as_nothing_done(
@@ -243,26 +209,26 @@ def test_a_crash_before_the_create_landed_is_reconciled_as_nothing_done(
         if not dry_run:
             raise SimulatedCrash("died before the POST")
 
-    request_id = _approved(database, _plan(live))
+    request_id = approved(database, _plan(live), settings=FAST)
     backends = live.backends()
     backends.kube = _Writer(backends.kube, die)
     with pytest.raises(SimulatedCrash):
         workflow.apply_request(database.sessions, request_id, "bob", live, backends=backends)
     assert _policy(kube_api) is None
     kube_api.reset_requests()
-    [result] = _reconcile(database, live)
+    [result] = reconcile_after_lease(database, live)
     assert (result.request_id, result.state) == (request_id, "rolled-back")
     assert _writes(kube_api) == []  # nothing to undo, nothing deleted
-    assert "remediation.step.not-in-effect" in _actions(database, request_id)
+    assert "remediation.step.not-in-effect" in request_actions(database, request_id)
     assert _open(live) == {"shop", "billing"}
-    _audit_ok(database)
+    assert_audit_ok(database)
 
 
 # == rollbacks ================================================================================
 def test_a_rollback_deletes_exactly_the_created_policy_and_the_finding_comes_back(
     database: Database, kube_api: FakeKubeApi, live: LiveCluster
 ) -> None:
-    request_id = _approved(database, _plan(live))
+    request_id = approved(database, _plan(live), settings=FAST)
     assert workflow.apply_request(database.sessions, request_id, "bob", live).state == "applied"
     created = _policy(kube_api)
     assert created is not None
@@ -276,27 +242,27 @@ def test_a_rollback_deletes_exactly_the_created_policy_and_the_finding_comes_bac
     assert _policy(kube_api) is None
     assert _policy(kube_api, "allow-metrics") == metrics
     assert _open(live) == {"shop", "billing"}
-    assert _actions(database, request_id)[-3:] == [
+    assert request_actions(database, request_id)[-3:] == [
         "remediation.rollback-started",
         "remediation.step.rolled-back",
         "remediation.rolled-back",
     ]
     with pytest.raises(workflow.Refused, match="only an applied request"):
         workflow.rollback_request(database.sessions, request_id, "carol", live)
-    _audit_ok(database)
+    assert_audit_ok(database)
 
 
 def test_a_rollback_after_someone_edited_the_policy_is_refused_and_fails(
     database: Database, kube_api: FakeKubeApi, live: LiveCluster
 ) -> None:
-    request_id = _approved(database, _plan(live))
+    request_id = approved(database, _plan(live), settings=FAST)
     assert workflow.apply_request(database.sessions, request_id, "bob", live).state == "applied"
     # Someone admits the ingress controller's namespace through our policy.
     theirs = [
         {"from": [{"podSelector": {}}]},
         {"from": [{"namespaceSelector": {"matchLabels": {"name": "ingress-nginx"}}}]},
     ]
-    _someone_patches(live, {"spec": {"ingress": theirs}})
+    someone_patches(live, "NetworkPolicy", POLICY_NAME, {"spec": {"ingress": theirs}})
     kube_api.reset_requests()
     result = workflow.rollback_request(database.sessions, request_id, "carol", live)
     assert result.state == "failed", result.reason
@@ -305,12 +271,12 @@ def test_a_rollback_after_someone_edited_the_policy_is_refused_and_fails(
     assert _writes(kube_api) == []
     kept = _policy(kube_api)
     assert kept is not None and kept["spec"]["ingress"] == theirs
-    actions = _actions(database, request_id)
+    actions = request_actions(database, request_id)
     assert "remediation.rollback-incomplete" in actions
     assert "remediation.rolled-back" not in actions
-    stored = _state(database, request_id)
+    stored = request_row(database, request_id)
     assert (stored.state, stored.owner) == ("failed", None)
-    _audit_ok(database)
+    assert_audit_ok(database)
 
 
 # == a target changed between approval and apply ==============================================
@@ -354,7 +320,7 @@ def test_a_target_changed_since_approval_supersedes_the_request_and_writes_nothi
     change: Callable[[FakeKubeApi], None],
     why: str,
 ) -> None:
-    request_id = _approved(database, _plan(live))
+    request_id = approved(database, _plan(live), settings=FAST)
     change(kube_api)
     before = _policy(kube_api)
     kube_api.reset_requests()
@@ -362,13 +328,13 @@ def test_a_target_changed_since_approval_supersedes_the_request_and_writes_nothi
         workflow.apply_request(database.sessions, request_id, "bob", live)
     assert _writes(kube_api) == []
     assert _policy(kube_api) == before
-    assert _state(database, request_id).state == "superseded"
-    assert _actions(database, request_id)[-3:] == [
+    assert request_row(database, request_id).state == "superseded"
+    assert request_actions(database, request_id)[-3:] == [
         "remediation.replanned",
         "remediation.superseded",
         "remediation.refused",
     ]
-    _audit_ok(database)
+    assert_audit_ok(database)
 
 
 def test_a_policy_created_by_someone_after_the_replan_is_left_alone(
@@ -382,7 +348,7 @@ def test_a_policy_created_by_someone_after_the_replan_is_left_alone(
         if _policy(kube_api) is None:
             kube_api.add(theirs)
 
-    request_id = _approved(database, _plan(live))
+    request_id = approved(database, _plan(live), settings=FAST)
     backends = live.backends()
     backends.kube = _Writer(backends.kube, race)
     kube_api.reset_requests()
@@ -392,6 +358,6 @@ def test_a_policy_created_by_someone_after_the_replan_is_left_alone(
     assert [m for m, _ in _writes(kube_api)] == ["POST"]  # the refused dry run only
     kept = _policy(kube_api)
     assert kept is not None and "okeguard.io/request" not in (kept["metadata"].get("labels") or {})
-    assert _reconcile(database, live) == []  # nothing in effect, nothing to settle
+    assert reconcile_after_lease(database, live) == []  # nothing in effect, nothing to settle
     assert _policy(kube_api) is not None
-    _audit_ok(database)
+    assert_audit_ok(database)

@@ -13,17 +13,11 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import update
 
-from okeguard.audit.chain import verify_chain
-from okeguard.audit.crosscheck import crosscheck
-from okeguard.audit.models import RemediationRequest
 from okeguard.audit.types import utcnow
-from okeguard.config import ClusterConfig, Config
 from okeguard.remediations import workflow
 from okeguard.remediations.engine import SimulatedCrash, UndoRefused, retry_token
 from okeguard.remediations.kube_actions import PatchAction
-from okeguard.remediations.kube_writer import MERGE_PATCH, open_kube_writer
 from okeguard.remediations.live import LiveCluster
 from okeguard.remediations.plan import Plan
 from okeguard.remediations.planners import plan_finding
@@ -31,12 +25,22 @@ from okeguard.remediations.secret_mirror import SyncSecretAction
 from tests.fakes.kube_api import FakeKubeApi
 from tests.fakes.oci_api import FakeOciApi
 from tests.fakes.oci_world import OkeWorld, secret_content
-from tests.helpers import after_lease
 from tests.integration import test_secret_rotation as rotation
 from tests.integration.database import Database
+from tests.integration.requests_support import (
+    approved,
+    assert_audit_ok,
+    held_by_another_run,
+    live_cluster,
+    reconcile_after_lease,
+    request_actions,
+    request_events,
+    request_row,
+    someone_patches,
+)
 from tests.integration.test_kube_remediations import FAST as KUBE_FAST
 from tests.integration.test_kube_remediations import _web
-from tests.integration.test_secret_rotation import FakeLive, _approved, _current, _plan
+from tests.integration.test_secret_rotation import FakeLive, _current, _plan
 from tests.unit.factories import namespace
 
 live = rotation.live  # the fixture: Kubernetes and the Vault side behind the fakes
@@ -52,43 +56,11 @@ def _secret(kube_api: FakeKubeApi, name: str = "db-1") -> dict[str, Any]:
     return kube_api.get_object("Secret", name, "shop")
 
 
-def _someone_patches(live: LiveCluster, kind: str, name: str, patch: dict[str, Any]) -> None:
-    """Another person changes an object through the API (a merge patch, as kubectl would)."""
-    writer = open_kube_writer("fake", kubeconfig=live.cluster.kubeconfig)
-    try:
-        writer.patch(kind, "shop", name, patch, content_type=MERGE_PATCH)
-    finally:
-        writer.close()
-
-
-def _state(database: Database, request_id: int) -> RemediationRequest:
-    with database.sessions() as session:
-        request = session.get(RemediationRequest, request_id)
-        assert request is not None
-        session.expunge(request)
-        return request
-
-
-def _events(database: Database, request_id: int) -> list[dict[str, Any]]:
-    with database.sessions() as session:
-        return workflow.request_events(session, request_id)
-
-
-def _audit_ok(database: Database) -> None:
-    with database.sessions() as session:
-        assert verify_chain(session) is None
-        assert crosscheck(session) == []
-
-
 def _stale_open(live: FakeLive, name: str) -> bool:
     return any(
         f.resource.name == name and f.status.value == "open"
         for f in live.findings(live.read(), (STALE,))
     )
-
-
-def _settle(database: Database, live: LiveCluster) -> list[workflow.ApplyResult]:
-    return workflow.reconcile(database.sessions, "reconciler", lambda _: live, now=after_lease())
 
 
 def _assert_failed_naming(
@@ -100,9 +72,9 @@ def _assert_failed_naming(
     assert result.reason is not None and "manual action needed" in result.reason
     for obj in objects:
         assert obj in result.reason
-    stored = _state(database, result.request_id)
+    stored = request_row(database, result.request_id)
     assert (stored.state, stored.owner, stored.lease_until) == ("failed", None, None)
-    events = _events(database, result.request_id)
+    events = request_events(database, result.request_id)
     actions = [e["action"] for e in events]
     assert "remediation.rolled-back" not in actions
     [incomplete] = [
@@ -119,7 +91,7 @@ def earlier(request: pytest.FixtureRequest, live: FakeLive) -> str:
     """The mirror db-1 before the run: never rotated by okeguard, or rotated on ``EARLIER``."""
     if request.param == "set":
         annotations = {ROTATED_AT: EARLIER, VERSION: "2", ROTATED_BY: "okeguard-0-1-earlier"}
-        _someone_patches(live, "Secret", "db-1", {"metadata": {"annotations": annotations}})
+        someone_patches(live, "Secret", "db-1", {"metadata": {"annotations": annotations}})
     return str(request.param)
 
 
@@ -135,7 +107,7 @@ def _rotate_until_rollback(
         "vault.new-version",
         "k8s.sync-secret-from-vault",
     ]
-    request_id = _approved(database, plan)
+    request_id = approved(database, plan, settings=rotation.FAST)
     if how == "verify-failed":
         return workflow.apply_request(database.sessions, request_id, "bob", live)
     if how == "on-request":
@@ -145,7 +117,7 @@ def _rotate_until_rollback(
         return workflow.rollback_request(database.sessions, request_id, "carol", live)
     with pytest.raises(SimulatedCrash):
         workflow.apply_request(database.sessions, request_id, "bob", live, crash_after=1)
-    [settled] = _settle(database, live)
+    [settled] = reconcile_after_lease(database, live)
     return settled
 
 
@@ -172,7 +144,7 @@ def test_undoing_a_rotation_restores_the_secret_and_its_rotated_at_exactly(
     )
     assert _current(oci_api, sid) == 2  # the previous Vault version is current again
     assert _stale_open(live, "db-1")  # nothing was rotated, so the finding stays open
-    _audit_ok(database)
+    assert_audit_ok(database)
 
 
 def test_a_mirror_not_holding_the_current_version_is_refused_before_anything_is_written(
@@ -182,16 +154,16 @@ def test_a_mirror_not_holding_the_current_version_is_refused_before_anything_is_
     rotation refuses up front instead of overwriting it."""
     sid = world.secret_ids[1]
     stale = {"data": {"password": secret_content("db-password-1", 1)}}
-    _someone_patches(live, "Secret", "db-1", stale)
+    someone_patches(live, "Secret", "db-1", stale)
     before = _secret(kube_api)
-    request_id = _approved(database, _plan(live, STALE, name="db-1"))
+    request_id = approved(database, _plan(live, STALE, name="db-1"), settings=rotation.FAST)
     result = workflow.apply_request(database.sessions, request_id, "bob", live)
     assert result.state == "failed"
     assert result.reason is not None and "Secret shop/db-1" in result.reason
     assert "does not hold" in result.reason
     assert _current(oci_api, sid) == 2 and len(oci_api.secret_versions[sid]) == 2
     assert _secret(kube_api) == before
-    _audit_ok(database)
+    assert_audit_ok(database)
 
 
 # == 2. an undo that is refused ends failed ===================================================
@@ -199,28 +171,28 @@ def test_reconcile_fails_a_rotation_whose_mirror_was_changed_after_the_crash(
     database: Database, live: FakeLive, kube_api: FakeKubeApi, oci_api: FakeOciApi, world: OkeWorld
 ) -> None:
     sid = world.secret_ids[1]
-    request_id = _approved(database, _plan(live, STALE, name="db-1"))
+    request_id = approved(database, _plan(live, STALE, name="db-1"), settings=rotation.FAST)
     with pytest.raises(SimulatedCrash):
         workflow.apply_request(database.sessions, request_id, "bob", live, crash_after=1)
     theirs = {"password": secret_content("someone-else", 1)}
-    _someone_patches(live, "Secret", "db-1", {"data": theirs})
-    [result] = _settle(database, live)
+    someone_patches(live, "Secret", "db-1", {"data": theirs})
+    [result] = reconcile_after_lease(database, live)
     incomplete = _assert_failed_naming(database, result, ["Secret shop/db-1", "VaultSecret"])
     assert [s["step"] for s in incomplete["not_undone"]] == [1, 0]
     assert _secret(kube_api)["data"] == theirs  # left as it is
     assert _current(oci_api, sid) == 3  # the earlier step is not undone under a later one
     # A second reconcile does not pretend otherwise.
-    for settled in _settle(database, live):
+    for settled in reconcile_after_lease(database, live):
         assert settled.state == "failed"
-    assert _state(database, request_id).state == "failed"
-    _audit_ok(database)
+    assert request_row(database, request_id).state == "failed"
+    assert_audit_ok(database)
 
 
 def test_rollback_of_an_applied_rotation_fails_when_vault_moved_on(
     database: Database, live: FakeLive, kube_api: FakeKubeApi, oci_api: FakeOciApi, world: OkeWorld
 ) -> None:
     sid = world.secret_ids[1]
-    request_id = _approved(database, _plan(live, STALE, name="db-1"))
+    request_id = approved(database, _plan(live, STALE, name="db-1"), settings=rotation.FAST)
     assert workflow.apply_request(database.sessions, request_id, "bob", live).state == "applied"
     # Someone makes a version of their own current (their etag changes too).
     version = oci_api.add_secret_version(sid, secret_content("someone-else", 4))
@@ -229,15 +201,13 @@ def test_rollback_of_an_applied_rotation_fails_when_vault_moved_on(
     incomplete = _assert_failed_naming(database, result, ["VaultSecret"])
     assert incomplete["not_undone"][0]["step"] == 0
     assert _current(oci_api, sid) == version
-    _audit_ok(database)
+    assert_audit_ok(database)
 
 
 @pytest.fixture
 def web(kube_api: FakeKubeApi) -> LiveCluster:
     kube_api.add(namespace("shop"), _web())
-    assert kube_api.kubeconfig_path is not None
-    cluster = ClusterConfig(name="fake", context="fake", kubeconfig=str(kube_api.kubeconfig_path))
-    return LiveCluster(Config(remediation=KUBE_FAST, clusters=(cluster,)), cluster)
+    return live_cluster(kube_api, KUBE_FAST)
 
 
 def _container(kube_api: FakeKubeApi) -> dict[str, Any]:
@@ -257,44 +227,42 @@ def _someone_sets_run_as_user(live: LiveCluster, kube_api: FakeKubeApi) -> dict[
     container = _container(kube_api)
     container["securityContext"]["runAsUser"] = 4242
     patch = {"spec": {"template": {"spec": {"containers": [container]}}}}
-    _someone_patches(live, "Deployment", "web", patch)
+    someone_patches(live, "Deployment", "web", patch)
     return _container(kube_api)
 
 
 def test_reconcile_fails_a_crashed_patch_whose_target_was_changed_since(
     database: Database, kube_api: FakeKubeApi, web: LiveCluster
 ) -> None:
-    request_id = _approved(database, _web_plan(web))
+    request_id = approved(database, _web_plan(web), settings=KUBE_FAST)
     with pytest.raises(SimulatedCrash):
         workflow.apply_request(database.sessions, request_id, "bob", web, crash_after=0)
     theirs = _someone_sets_run_as_user(web, kube_api)
-    [result] = _settle(database, web)
+    [result] = reconcile_after_lease(database, web)
     incomplete = _assert_failed_naming(database, result, ["Deployment shop/web"])
     assert [s["step"] for s in incomplete["not_undone"]] == [0]
     assert "changed since" in incomplete["not_undone"][0]["why"]
     assert _container(kube_api) == theirs
-    assert "remediation.step.not-in-effect" not in [
-        e["action"] for e in _events(database, request_id)
-    ]
+    assert "remediation.step.not-in-effect" not in request_actions(database, request_id)
     # Settled: a later reconcile keeps it failed.
-    assert _settle(database, web) == []
-    assert _state(database, request_id).state == "failed"
-    _audit_ok(database)
+    assert reconcile_after_lease(database, web) == []
+    assert request_row(database, request_id).state == "failed"
+    assert_audit_ok(database)
 
 
 def test_rollback_of_an_applied_patch_fails_and_names_the_object(
     database: Database, kube_api: FakeKubeApi, web: LiveCluster
 ) -> None:
-    request_id = _approved(database, _web_plan(web))
+    request_id = approved(database, _web_plan(web), settings=KUBE_FAST)
     assert workflow.apply_request(database.sessions, request_id, "bob", web).state == "applied"
     theirs = _someone_sets_run_as_user(web, kube_api)
     result = workflow.rollback_request(database.sessions, request_id, "carol", web)
     _assert_failed_naming(database, result, ["Deployment shop/web"])
     assert _container(kube_api) == theirs
     # Reconcile does not turn the failed request into a rolled-back one.
-    assert _settle(database, web) == []
-    assert _state(database, request_id).state == "failed"
-    _audit_ok(database)
+    assert reconcile_after_lease(database, web) == []
+    assert request_row(database, request_id).state == "failed"
+    assert_audit_ok(database)
 
 
 def test_a_patch_is_told_apart_never_landed_in_effect_and_changed_since(
@@ -309,7 +277,7 @@ def test_a_patch_is_told_apart_never_landed_in_effect_and_changed_since(
     try:
         # Someone touches the object (a label) before our write: never landed, even though the
         # resourceVersion moved on.
-        _someone_patches(web, "Deployment", "web", {"metadata": {"labels": {"team": "shop"}}})
+        someone_patches(web, "Deployment", "web", {"metadata": {"labels": {"team": "shop"}}})
         assert action.in_effect(op, backends, None, "t") is False
         patch = [o for o in op.params["patch"] if o["path"] != "/metadata/resourceVersion"]
         backends.kube.patch("Deployment", "shop", "web", patch)
@@ -329,16 +297,16 @@ def test_reconcile_fails_a_crashed_rotation_when_another_version_was_made_curren
     """rotate_secret names no version: the first one after the pinned version is the step's,
     and a later one made current by someone else is not replaced by the undo."""
     sid = world.secret_ids[0]  # has a rotation target: rotate_secret
-    request_id = _approved(database, _plan(live, STALE, name="db-0"))
+    request_id = approved(database, _plan(live, STALE, name="db-0"), settings=rotation.FAST)
     with pytest.raises(SimulatedCrash):
         workflow.apply_request(database.sessions, request_id, "bob", live, crash_after=0)
     assert _current(oci_api, sid) == 3
     theirs = oci_api.add_secret_version(sid, secret_content("someone-else", 4))
-    [result] = _settle(database, live)
+    [result] = reconcile_after_lease(database, live)
     incomplete = _assert_failed_naming(database, result, ["VaultSecret"])
     assert [s["step"] for s in incomplete["not_undone"]] == [0]
     assert _current(oci_api, sid) == theirs
-    _audit_ok(database)
+    assert_audit_ok(database)
 
 
 def test_a_rollback_cut_short_after_restoring_the_mirror_is_finished_by_reconcile(
@@ -349,25 +317,23 @@ def test_a_rollback_cut_short_after_restoring_the_mirror_is_finished_by_reconcil
     sid = world.secret_ids[1]
     before = _secret(kube_api)
     plan = _plan(live, STALE, name="db-1")
-    request_id = _approved(database, plan)
+    request_id = approved(database, plan, settings=rotation.FAST)
     applied = workflow.apply_request(database.sessions, request_id, "bob", live)
     assert applied.state == "applied"
     record = next(
         e["payload"]["result"]
-        for e in _events(database, request_id)
+        for e in request_events(database, request_id)
         if e["action"] == "remediation.step.applied" and e["payload"]["step"] == 1
     )
     token = retry_token(request_id, plan.hash, 1)
     SyncSecretAction().revert(plan.operations[1], live.backends(), record, token)
-    with database.sessions.begin() as session:  # what the dead rollback's claim left
-        session.execute(
-            update(RemediationRequest)
-            .where(RemediationRequest.id == request_id)
-            .values(owner="other-host:4242:feedbeef", lease_until=utcnow() - timedelta(seconds=1))
-        )
+    # What the dead rollback's claim left: another owner, and a lease that has run out.
+    held_by_another_run(database, request_id, utcnow() - timedelta(seconds=1))
     [result] = workflow.reconcile(database.sessions, "reconciler", lambda _: live)
     assert result.state == "rolled-back", result.reason
-    actions = [(e["action"], e["payload"].get("step")) for e in _events(database, request_id)]
+    actions = [
+        (e["action"], e["payload"].get("step")) for e in request_events(database, request_id)
+    ]
     assert ("remediation.step.not-in-effect", 1) in actions
     assert _current(oci_api, sid) == 2
     after = _secret(kube_api)
@@ -375,4 +341,4 @@ def test_a_rollback_cut_short_after_restoring_the_mirror_is_finished_by_reconcil
         before["data"],
         before["metadata"]["annotations"],
     )
-    _audit_ok(database)
+    assert_audit_ok(database)

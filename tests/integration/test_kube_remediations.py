@@ -13,12 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import update
 
-from okeguard.audit.chain import verify_chain
-from okeguard.audit.models import RemediationRequest
 from okeguard.audit.types import utcnow
-from okeguard.config import ClusterConfig, Config, RemediationConfig
+from okeguard.config import RemediationConfig
 from okeguard.remediations import workflow
 from okeguard.remediations.engine import SimulatedCrash, StepFailed
 from okeguard.remediations.kube_writer import open_kube_writer
@@ -26,8 +23,17 @@ from okeguard.remediations.live import LiveCluster
 from okeguard.remediations.plan import Plan
 from okeguard.remediations.planners import plan_finding
 from tests.fakes.kube_api import FakeKubeApi
-from tests.helpers import after_lease
 from tests.integration.database import Database
+from tests.integration.requests_support import (
+    approved,
+    assert_chain_ok,
+    held_by_another_run,
+    live_cluster,
+    reconcile_after_lease,
+    request_actions,
+    request_events,
+    request_row,
+)
 from tests.unit.factories import bare_container, namespace, workload
 
 DEPLOY_PATH = "/apis/apps/v1/namespaces/shop/deployments/web"
@@ -46,9 +52,7 @@ def _web() -> dict[str, Any]:
 @pytest.fixture
 def live(kube_api: FakeKubeApi) -> LiveCluster:
     kube_api.add(namespace("shop"), _web())
-    assert kube_api.kubeconfig_path is not None
-    cluster = ClusterConfig(name="fake", context="fake", kubeconfig=str(kube_api.kubeconfig_path))
-    return LiveCluster(Config(remediation=FAST, clusters=(cluster,)), cluster)
+    return live_cluster(kube_api, FAST)
 
 
 def _plan(live: LiveCluster, check_id: str) -> Plan:
@@ -57,39 +61,15 @@ def _plan(live: LiveCluster, check_id: str) -> Plan:
     return plan_finding(finding, inventory, FAST)
 
 
-def _approved(database: Database, plan: Plan) -> int:
-    request = workflow.request_fix(database.sessions, plan, "alice", FAST)
-    workflow.decide(database.sessions, request.id, "bob", FAST, approve=True, plan_hash=plan.hash)
-    return request.id
-
-
-def _state(database: Database, request_id: int) -> RemediationRequest:
-    with database.sessions() as session:
-        request = session.get(RemediationRequest, request_id)
-        assert request is not None
-        session.expunge(request)
-        return request
-
-
-def _actions(database: Database, request_id: int) -> list[str]:
-    with database.sessions() as session:
-        return [e["action"] for e in workflow.request_events(session, request_id)]
-
-
 def _template(api: FakeKubeApi) -> dict[str, Any]:
     return copy.deepcopy(api.get_object("Deployment", "web", "shop")["spec"]["template"])
-
-
-def _chain_ok(database: Database) -> None:
-    with database.sessions() as session:
-        assert verify_chain(session) is None
 
 
 def test_a_fix_is_requested_approved_applied_and_verified(
     database: Database, kube_api: FakeKubeApi, live: LiveCluster
 ) -> None:
     plan = _plan(live, "k8s.run-as-root")
-    request_id = _approved(database, plan)
+    request_id = approved(database, plan, settings=FAST)
     kube_api.reset_requests()
     result = workflow.apply_request(database.sessions, request_id, "bob", live)
     assert (result.state, result.reason) == ("applied", None)
@@ -107,7 +87,7 @@ def test_a_fix_is_requested_approved_applied_and_verified(
         and patches[1].body[0]["path"] == "/metadata/resourceVersion"
     )
     assert patches[1].body == plan.operations[0].params["patch"]  # what was approved is what ran
-    assert _actions(database, request_id) == [
+    assert request_actions(database, request_id) == [
         "remediation.proposed",
         "remediation.pending-approval",
         "remediation.approved",
@@ -119,12 +99,12 @@ def test_a_fix_is_requested_approved_applied_and_verified(
         "remediation.verified",
         "remediation.applied",
     ]
-    request = _state(database, request_id)
+    request = request_row(database, request_id)
     assert (request.requester, request.approver, request.state) == ("alice", "bob", "applied")
     assert not [
         f for f in live.findings(live.read(), ("k8s.run-as-root",)) if f.status.value == "open"
     ]
-    _chain_ok(database)
+    assert_chain_ok(database)
 
 
 def test_a_crash_looping_rollout_is_rolled_back(
@@ -132,18 +112,18 @@ def test_a_crash_looping_rollout_is_rolled_back(
 ) -> None:
     before = _template(kube_api)
     kube_api.set_rollout("Deployment", "shop", "web", "crashloop")
-    request_id = _approved(database, _plan(live, "k8s.run-as-root"))
+    request_id = approved(database, _plan(live, "k8s.run-as-root"), settings=FAST)
     result = workflow.apply_request(database.sessions, request_id, "bob", live)
     assert result.state == "rolled-back"
     assert result.reason is not None and "CrashLoopBackOff" in result.reason
     assert _template(kube_api) == before
-    actions = _actions(database, request_id)
+    actions = request_actions(database, request_id)
     assert actions[-3:] == [
         "remediation.verify-failed",
         "remediation.step.rolled-back",
         "remediation.rolled-back",
     ]
-    _chain_ok(database)
+    assert_chain_ok(database)
 
 
 def test_a_rollout_that_never_finishes_is_rolled_back_after_the_timeout(
@@ -153,7 +133,7 @@ def test_a_rollout_that_never_finishes_is_rolled_back_after_the_timeout(
     kube_api.set_rollout("Deployment", "shop", "web", "stuck", after=10_000)
     slow = RemediationConfig(poll_interval_seconds=0.01, rollout_timeout_seconds=1)
     live.config = live.config.model_copy(update={"remediation": slow})
-    request_id = _approved(database, _plan(live, "k8s.run-as-root"))
+    request_id = approved(database, _plan(live, "k8s.run-as-root"), settings=FAST)
     result = workflow.apply_request(database.sessions, request_id, "bob", live)
     assert result.state == "rolled-back"
     assert result.reason is not None and "did not finish within 1 s" in result.reason
@@ -163,7 +143,7 @@ def test_a_rollout_that_never_finishes_is_rolled_back_after_the_timeout(
 def test_a_target_changed_since_approval_is_refused_and_nothing_written(
     database: Database, kube_api: FakeKubeApi, live: LiveCluster
 ) -> None:
-    request_id = _approved(database, _plan(live, "k8s.run-as-root"))
+    request_id = approved(database, _plan(live, "k8s.run-as-root"), settings=FAST)
     with kube_api._lock:
         doc = kube_api.objects["Deployment"][0]
         doc["spec"]["template"]["spec"]["containers"][0]["image"] = "fra.ocir.io/shop/web:1.3"
@@ -172,13 +152,13 @@ def test_a_target_changed_since_approval_is_refused_and_nothing_written(
     with pytest.raises(workflow.Refused, match="target changed since approval"):
         workflow.apply_request(database.sessions, request_id, "bob", live)
     assert not [r for r in kube_api.requests if r.method != "GET"]
-    assert _state(database, request_id).state == "superseded"
-    assert _actions(database, request_id)[-3:] == [
+    assert request_row(database, request_id).state == "superseded"
+    assert request_actions(database, request_id)[-3:] == [
         "remediation.replanned",
         "remediation.superseded",
         "remediation.refused",
     ]
-    _chain_ok(database)
+    assert_chain_ok(database)
 
 
 def test_a_stale_resource_version_at_write_time_writes_nothing(
@@ -200,13 +180,13 @@ def test_an_applied_fix_is_rolled_back_on_request(
     database: Database, kube_api: FakeKubeApi, live: LiveCluster
 ) -> None:
     before = _template(kube_api)
-    request_id = _approved(database, _plan(live, "k8s.privilege-escalation"))
+    request_id = approved(database, _plan(live, "k8s.privilege-escalation"), settings=FAST)
     assert workflow.apply_request(database.sessions, request_id, "bob", live).state == "applied"
     assert _template(kube_api) != before
     result = workflow.rollback_request(database.sessions, request_id, "carol", live)
     assert result.state == "rolled-back"
     assert _template(kube_api) == before
-    assert _actions(database, request_id)[-3:] == [
+    assert request_actions(database, request_id)[-3:] == [
         "remediation.rollback-started",
         "remediation.step.rolled-back",
         "remediation.rolled-back",
@@ -218,7 +198,7 @@ def test_an_applied_fix_is_rolled_back_on_request(
 def test_a_rollback_refuses_to_overwrite_a_later_change(
     database: Database, kube_api: FakeKubeApi, live: LiveCluster
 ) -> None:
-    request_id = _approved(database, _plan(live, "k8s.run-as-root"))
+    request_id = approved(database, _plan(live, "k8s.run-as-root"), settings=FAST)
     workflow.apply_request(database.sessions, request_id, "bob", live)
     with kube_api._lock:
         sc = kube_api.objects["Deployment"][0]["spec"]["template"]["spec"]["containers"][0][
@@ -228,30 +208,20 @@ def test_a_rollback_refuses_to_overwrite_a_later_change(
     result = workflow.rollback_request(database.sessions, request_id, "carol", live)
     assert result.state == "failed"
     assert _template(kube_api)["spec"]["containers"][0]["securityContext"]["runAsUser"] == 4242
-    assert "remediation.step.rollback-failed" in _actions(database, request_id)
-
-
-def _owned_by_another_run(database: Database, request_id: int, lease_until: Any) -> None:
-    """What another process's claim leaves in the row: its owner id and its lease."""
-    with database.sessions.begin() as session:
-        session.execute(
-            update(RemediationRequest)
-            .where(RemediationRequest.id == request_id)
-            .values(owner="other-host:4242:feedbeef", lease_until=lease_until)
-        )
+    assert "remediation.step.rollback-failed" in request_actions(database, request_id)
 
 
 def test_a_rollback_is_refused_while_another_run_holds_the_request(
     database: Database, kube_api: FakeKubeApi, live: LiveCluster
 ) -> None:
-    request_id = _approved(database, _plan(live, "k8s.run-as-root"))
+    request_id = approved(database, _plan(live, "k8s.run-as-root"), settings=FAST)
     assert workflow.apply_request(database.sessions, request_id, "bob", live).state == "applied"
     fixed = _template(kube_api)
-    _owned_by_another_run(database, request_id, utcnow() + timedelta(seconds=30))
+    held_by_another_run(database, request_id, utcnow() + timedelta(seconds=30))
     with pytest.raises(workflow.Refused, match="another run holds it"):
         workflow.rollback_request(database.sessions, request_id, "carol", live)
     assert _template(kube_api) == fixed
-    assert _state(database, request_id).state == "applied"
+    assert request_row(database, request_id).state == "applied"
 
 
 def test_a_rollback_cut_short_is_finished_by_reconcile(
@@ -260,21 +230,21 @@ def test_a_rollback_cut_short_is_finished_by_reconcile(
     """A rollback that claimed the request and died: once its lease ran out, reconcile undoes
     what is still in effect and settles the request rolled-back."""
     before = _template(kube_api)
-    request_id = _approved(database, _plan(live, "k8s.run-as-root"))
+    request_id = approved(database, _plan(live, "k8s.run-as-root"), settings=FAST)
     assert workflow.apply_request(database.sessions, request_id, "bob", live).state == "applied"
-    _owned_by_another_run(database, request_id, utcnow() - timedelta(seconds=1))
+    held_by_another_run(database, request_id, utcnow() - timedelta(seconds=1))
     [result] = workflow.reconcile(database.sessions, "okeguard-bot", lambda name: live)
     assert (result.request_id, result.state) == (request_id, "rolled-back")
     assert _template(kube_api) == before
-    stored = _state(database, request_id)
+    stored = request_row(database, request_id)
     assert (stored.state, stored.owner, stored.lease_until) == ("rolled-back", None, None)
-    _chain_ok(database)
+    assert_chain_ok(database)
 
 
 def test_a_default_deny_policy_is_created_and_rolled_back(
     database: Database, kube_api: FakeKubeApi, live: LiveCluster
 ) -> None:
-    request_id = _approved(database, _plan(live, "k8s.missing-network-policy"))
+    request_id = approved(database, _plan(live, "k8s.missing-network-policy"), settings=FAST)
     assert workflow.apply_request(database.sessions, request_id, "bob", live).state == "applied"
     policy = kube_api.get_object("NetworkPolicy", "okeguard-default-deny-ingress", "shop")
     assert policy["metadata"]["labels"]["okeguard.io/request"] == str(request_id)
@@ -291,16 +261,14 @@ def test_a_default_deny_policy_is_created_and_rolled_back(
 def test_a_crash_after_the_last_write_is_settled_as_applied(
     database: Database, kube_api: FakeKubeApi, live: LiveCluster, check_id: str
 ) -> None:
-    request_id = _approved(database, _plan(live, check_id))
+    request_id = approved(database, _plan(live, check_id), settings=FAST)
     with pytest.raises(SimulatedCrash):
         workflow.apply_request(database.sessions, request_id, "bob", live, crash_after=0)
-    assert _state(database, request_id).state == "applying"
-    [result] = workflow.reconcile(
-        database.sessions, "okeguard-bot", lambda name: live, now=after_lease()
-    )
+    assert request_row(database, request_id).state == "applying"
+    [result] = reconcile_after_lease(database, live, actor="okeguard-bot")
     assert (result.request_id, result.state) == (request_id, "applied")
-    assert _state(database, request_id).state == "applied"
-    _chain_ok(database)
+    assert request_row(database, request_id).state == "applied"
+    assert_chain_ok(database)
 
 
 def test_a_crash_before_an_unhealthy_rollout_is_reconciled_by_rolling_back(
@@ -308,34 +276,29 @@ def test_a_crash_before_an_unhealthy_rollout_is_reconciled_by_rolling_back(
 ) -> None:
     before = _template(kube_api)
     kube_api.set_rollout("Deployment", "shop", "web", "image-pull")
-    request_id = _approved(database, _plan(live, "k8s.run-as-root"))
+    request_id = approved(database, _plan(live, "k8s.run-as-root"), settings=FAST)
     with pytest.raises(SimulatedCrash):
         workflow.apply_request(database.sessions, request_id, "bob", live, crash_after=0)
-    [result] = workflow.reconcile(
-        database.sessions, "okeguard-bot", lambda name: live, now=after_lease()
-    )
+    [result] = reconcile_after_lease(database, live, actor="okeguard-bot")
     assert result.state == "rolled-back"
     assert _template(kube_api) == before
-    actions = _actions(database, request_id)
+    actions = request_actions(database, request_id)
     assert "remediation.reconcile-started" in actions and "remediation.verify-failed" in actions
-    _chain_ok(database)
+    assert_chain_ok(database)
 
 
 def test_a_server_error_on_the_write_fails_the_request_and_writes_nothing(
     database: Database, kube_api: FakeKubeApi, live: LiveCluster
 ) -> None:
     before = _template(kube_api)
-    request_id = _approved(database, _plan(live, "k8s.run-as-root"))
+    request_id = approved(database, _plan(live, "k8s.run-as-root"), settings=FAST)
     kube_api.fail(DEPLOY_PATH, 500, method="PATCH")
     result = workflow.apply_request(database.sessions, request_id, "bob", live)
     assert result.state == "failed"
     assert result.reason is not None and "500" in result.reason
     assert _template(kube_api) == before
-    assert "remediation.step.failed" in _actions(database, request_id)
-    assert (
-        workflow.reconcile(database.sessions, "okeguard-bot", lambda name: live, now=after_lease())
-        == []
-    )
+    assert "remediation.step.failed" in request_actions(database, request_id)
+    assert reconcile_after_lease(database, live, actor="okeguard-bot") == []
 
 
 def test_refusals_are_audited(database: Database, live: LiveCluster) -> None:
@@ -365,14 +328,11 @@ def test_refusals_are_audited(database: Database, live: LiveCluster) -> None:
         workflow.decide(
             database.sessions, request.id, "carol", FAST, approve=True, plan_hash=plan.hash
         )
-    with database.sessions() as session:
-        refusals = [
-            e
-            for e in workflow.request_events(session, request.id)
-            if e["action"] == "remediation.refused"
-        ]
+    refusals = [
+        e for e in request_events(database, request.id) if e["action"] == "remediation.refused"
+    ]
     assert [e["actor"] for e in refusals] == ["alice", "mallory", "bob", "bob", "carol"]
-    _chain_ok(database)
+    assert_chain_ok(database)
 
 
 def test_an_expired_request_cannot_be_approved(database: Database, live: LiveCluster) -> None:
@@ -384,7 +344,7 @@ def test_an_expired_request_cannot_be_approved(database: Database, live: LiveClu
         workflow.decide(
             database.sessions, request.id, "bob", FAST, approve=True, plan_hash=plan.hash
         )
-    assert _state(database, request.id).state == "expired"
+    assert request_row(database, request.id).state == "expired"
 
 
 def test_self_approval_can_be_allowed_per_remediation(
@@ -418,12 +378,9 @@ def test_two_simultaneous_approvals_apply_once(database: Database, live: LiveClu
     with ThreadPoolExecutor(4) as pool:
         outcomes = list(pool.map(approve, ["bob", "carol", "dave", "erin"]))
     assert outcomes.count("approved") == 1, outcomes
-    with database.sessions() as session:
-        approvals = [
-            e
-            for e in workflow.request_events(session, request.id)
-            if e["action"] == "remediation.approved"
-        ]
+    approvals = [
+        e for e in request_events(database, request.id) if e["action"] == "remediation.approved"
+    ]
     assert len(approvals) == 1
 
 
@@ -434,11 +391,10 @@ def test_no_secret_value_reaches_the_audit_trail(
     with kube_api._lock:
         c = kube_api.objects["Deployment"][0]["spec"]["template"]["spec"]["containers"][0]
         c["env"] = [{"name": "DB_PASSWORD", "value": "hunter2-very-secret"}]
-    request_id = _approved(database, _plan(live, "k8s.run-as-root"))
+    request_id = approved(database, _plan(live, "k8s.run-as-root"), settings=FAST)
     workflow.apply_request(database.sessions, request_id, "bob", live)
-    with database.sessions() as session:
-        dump = json.dumps([e["payload"] for e in workflow.request_events(session, request_id)])
-    plan_text = json.dumps(_state(database, request_id).plan)
+    dump = json.dumps([e["payload"] for e in request_events(database, request_id)])
+    plan_text = json.dumps(request_row(database, request_id).plan)
     assert "hunter2" not in dump and "hunter2" not in plan_text
     # the live object keeps its value: the patch never touched env
     env = kube_api.get_object("Deployment", "web", "shop")["spec"]["template"]["spec"][

@@ -14,9 +14,7 @@ from typing import Any
 import pytest
 
 from okeguard.audit import schema
-from okeguard.audit.chain import verify_chain
 from okeguard.audit.db import make_engine, session_factory
-from okeguard.audit.models import RemediationRequest
 from okeguard.config import ClusterConfig, Config, OciAuthConfig, RemediationConfig
 from okeguard.remediations import kube_actions, oci_actions, workflow
 from okeguard.remediations.engine import Backends, SimulatedCrash, execute_plan
@@ -28,8 +26,13 @@ from okeguard.remediations.planners import plan_finding
 from tests.fakes.kube_api import FakeKubeApi
 from tests.fakes.oci_api import REGION, FakeOciApi, running_fake_oci_api
 from tests.fakes.oci_world import COMPARTMENT, OkeWorld, build_oke_world, rule
-from tests.helpers import after_lease
 from tests.integration.database import Database
+from tests.integration.requests_support import (
+    approved,
+    assert_chain_ok,
+    reconcile_after_lease,
+    request_row,
+)
 from tests.unit.factories import namespace
 from tests.unit.oke_factories import service
 
@@ -104,24 +107,6 @@ def _plan(live: LiveCluster, check_id: str, resource: str | None = None) -> Plan
 
 def _migration(live: LiveCluster) -> Plan:
     return _plan(live, "oke.world-open-ingress", "workers-sl")
-
-
-def _approved(db: Database, plan: Plan) -> int:
-    request = workflow.request_fix(db.sessions, plan, "alice", FAST)
-    workflow.decide(db.sessions, request.id, "bob", FAST, approve=True, plan_hash=plan.hash)
-    return request.id
-
-
-def _state(db: Database, request_id: int) -> str:
-    with db.sessions() as session:
-        request = session.get(RemediationRequest, request_id)
-        assert request is not None
-        return request.state
-
-
-def _chain_ok(db: Database) -> None:
-    with db.sessions() as session:
-        assert verify_chain(session) is None
 
 
 def _backends(live: LiveCluster) -> Backends:
@@ -235,7 +220,7 @@ def test_move_rules_to_nsg_is_applied_verified_and_rolled_back(
     before = _snapshot(oci_api, world, kube_api)
     plan = _migration(live)
     assert len(plan.operations) == MIGRATION_STEPS
-    request_id = _approved(db, plan)
+    request_id = approved(db, plan, settings=FAST)
     oci_api.reset_requests()
     result = workflow.apply_request(db.sessions, request_id, "bob", live)
     assert (result.state, result.reason) == ("applied", None)
@@ -272,7 +257,7 @@ def test_move_rules_to_nsg_is_applied_verified_and_rolled_back(
     assert back.state == "rolled-back", back.reason
     assert _snapshot(oci_api, world, kube_api) == {**before, "ours": []}
     assert not _our_nsgs(oci_api) and len(oci_api.node_cycles) == 4  # cycled again on undo
-    _chain_ok(db)
+    assert_chain_ok(db)
 
 
 def test_conservative_variant_keeps_the_world_open_rule_in_an_nsg(
@@ -338,22 +323,22 @@ def test_a_crash_after_any_step_never_loses_a_rule(
 ) -> None:
     before = _snapshot(oci_api, world, kube_api)
     plan = _migration(live)
-    request_id = _approved(db, plan)
+    request_id = approved(db, plan, settings=FAST)
     with pytest.raises(SimulatedCrash):
         workflow.apply_request(db.sessions, request_id, "bob", live, crash_after=crash_after)
-    assert _state(db, request_id) == "applying"
+    assert request_row(db, request_id).state == "applying"
     _assert_nowhere_lost(oci_api, plan)
 
-    results = workflow.reconcile(db.sessions, "okeguard", lambda _: live, now=after_lease())
+    results = reconcile_after_lease(db, live, actor="okeguard")
     assert [r.request_id for r in results] == [request_id]
     _assert_nowhere_lost(oci_api, plan)
     if crash_after == MIGRATION_STEPS - 1:
-        assert _state(db, request_id) == "applied"
+        assert request_row(db, request_id).state == "applied"
         assert all(rules == [] for rules in _snapshot(oci_api, world, kube_api)["lists"].values())
     else:
-        assert _state(db, request_id) == "rolled-back", results[0].reason
+        assert request_row(db, request_id).state == "rolled-back", results[0].reason
         assert _snapshot(oci_api, world, kube_api) == before
-    _chain_ok(db)
+    assert_chain_ok(db)
 
 
 # -- make-endpoint-private --------------------------------------------------------------------
@@ -374,7 +359,7 @@ def test_make_endpoint_private_is_applied_verified_and_rolled_back(
     db: Database, live: LiveCluster, oci_api: FakeOciApi, world: OkeWorld
 ) -> None:
     plan = _plan(live, "oke.public-api-endpoint")
-    request_id = _approved(db, plan)
+    request_id = approved(db, plan, settings=FAST)
     oci_api.reset_requests()
     result = workflow.apply_request(db.sessions, request_id, "bob", live)
     assert result.state == "applied", result.reason
@@ -385,7 +370,7 @@ def test_make_endpoint_private_is_applied_verified_and_rolled_back(
     back = workflow.rollback_request(db.sessions, request_id, "bob", live)
     assert back.state == "rolled-back", back.reason
     assert _public_ip(oci_api, world)
-    _chain_ok(db)
+    assert_chain_ok(db)
 
 
 @pytest.mark.usefixtures("public")
@@ -403,13 +388,13 @@ def test_a_stale_cluster_etag_is_refused_with_nothing_written(
     assert outcome.state == "failed" and "412" in str(outcome.reason)
     assert _public_ip(oci_api, world) and not oci_api.work_requests
     # Through the workflow, the re-plan notices the new etag and nothing is sent.
-    request_id = _approved(db, plan)
+    request_id = approved(db, plan, settings=FAST)
     oci_api.reset_requests()
     with pytest.raises(workflow.Refused, match="changed since approval"):
         workflow.apply_request(db.sessions, request_id, "bob", live)
-    assert _state(db, request_id) == "superseded"
+    assert request_row(db, request_id).state == "superseded"
     assert not [r for r in oci_api.requests if r.method != "GET"]
-    _chain_ok(db)
+    assert_chain_ok(db)
 
 
 @pytest.mark.usefixtures("public")

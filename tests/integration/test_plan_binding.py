@@ -16,13 +16,19 @@ from sqlalchemy import text, update
 
 from okeguard.audit.models import RemediationRequest
 from okeguard.audit.stores import plan_hash as hash_of
-from okeguard.config import ClusterConfig, Config, RemediationConfig
+from okeguard.config import RemediationConfig
 from okeguard.remediations import workflow
 from okeguard.remediations.live import LiveCluster
 from okeguard.remediations.plan import Plan
 from okeguard.remediations.planners import plan_finding
 from tests.fakes.kube_api import FakeKubeApi
 from tests.integration.database import Database
+from tests.integration.requests_support import (
+    approved,
+    live_cluster,
+    request_events,
+    request_row,
+)
 from tests.unit.factories import bare_container, namespace, workload
 
 FAST = RemediationConfig(poll_interval_seconds=0.01, rollout_timeout_seconds=5)
@@ -33,9 +39,7 @@ DEPLOY_PATH = "/apis/apps/v1/namespaces/shop/deployments/web"
 def live(kube_api: FakeKubeApi) -> LiveCluster:
     web = workload(containers=[bare_container("web", image="fra.ocir.io/shop/web:1.2")])
     kube_api.add(namespace("shop"), web)
-    assert kube_api.kubeconfig_path is not None
-    cluster = ClusterConfig(name="fake", context="fake", kubeconfig=str(kube_api.kubeconfig_path))
-    return LiveCluster(Config(remediation=FAST, clusters=(cluster,)), cluster)
+    return live_cluster(kube_api, FAST)
 
 
 def _plan(live: LiveCluster) -> Plan:
@@ -49,19 +53,11 @@ def _pending(database: Database, plan: Plan) -> int:
 
 
 def _refusals(database: Database, request_id: int) -> list[str]:
-    with database.sessions() as session:
-        return [
-            e["payload"]["reason"]
-            for e in workflow.request_events(session, request_id)
-            if e["action"] == "remediation.refused"
-        ]
-
-
-def _state(database: Database, request_id: int) -> str:
-    with database.sessions() as session:
-        request = session.get(RemediationRequest, request_id)
-        assert request is not None
-        return request.state
+    return [
+        e["payload"]["reason"]
+        for e in request_events(database, request_id)
+        if e["action"] == "remediation.refused"
+    ]
 
 
 @pytest.mark.parametrize(
@@ -77,7 +73,7 @@ def test_an_approval_that_does_not_name_the_whole_hash_is_refused_and_audited(
         named = plan.hash[:63]  # every digit but the last: refused by length, not by luck
     with pytest.raises(workflow.Refused):
         workflow.decide(database.sessions, request_id, "bob", FAST, approve=True, plan_hash=named)
-    assert _state(database, request_id) == "pending-approval"
+    assert request_row(database, request_id).state == "pending-approval"
     assert len(_refusals(database, request_id)) == 1
 
 
@@ -89,12 +85,9 @@ def test_the_whole_hash_approves_and_the_approval_event_records_it(
     workflow.decide(
         database.sessions, request_id, "bob", FAST, approve=True, plan_hash=plan.hash.upper()
     )
-    with database.sessions() as session:
-        [approval] = [
-            e
-            for e in workflow.request_events(session, request_id)
-            if e["action"] == "remediation.approved"
-        ]
+    [approval] = [
+        e for e in request_events(database, request_id) if e["action"] == "remediation.approved"
+    ]
     assert approval["payload"]["plan_hash"] == plan.hash
     assert approval["actor"] == "bob"
 
@@ -121,15 +114,14 @@ def test_a_plan_rewritten_in_the_database_after_approval_is_never_applied(
     database: Database, live: LiveCluster, kube_api: FakeKubeApi, with_hash_column: bool
 ) -> None:
     plan = _plan(live)
-    request_id = _pending(database, plan)
-    workflow.decide(database.sessions, request_id, "bob", FAST, approve=True, plan_hash=plan.hash)
+    request_id = approved(database, plan, settings=FAST)
     _rewrite(database, request_id, with_hash_column=with_hash_column)
     before = kube_api.get_object("Deployment", "web", "shop")
     with pytest.raises(workflow.Refused, match="not the plan that was approved"):
         workflow.apply_request(database.sessions, request_id, "bob", live)
     assert kube_api.get_object("Deployment", "web", "shop") == before
     assert not [r for r in kube_api.requests_to(DEPLOY_PATH) if r.method != "GET"]
-    assert _state(database, request_id) == "superseded"
+    assert request_row(database, request_id).state == "superseded"
     assert any("database was changed" in r for r in _refusals(database, request_id))
 
 
@@ -146,10 +138,7 @@ def test_a_plan_rewritten_before_approval_is_caught_by_the_approver_hash_and_at_
         workflow.decide(
             database.sessions, request_id, "bob", FAST, approve=True, plan_hash=plan.hash
         )
-    with database.sessions() as session:
-        forged = session.get(RemediationRequest, request_id)
-        assert forged is not None
-        forged_hash = forged.plan_hash
+    forged_hash = request_row(database, request_id).plan_hash
     workflow.decide(database.sessions, request_id, "bob", FAST, approve=True, plan_hash=forged_hash)
     with pytest.raises(workflow.Refused, match="target changed"):
         workflow.apply_request(database.sessions, request_id, "bob", live)

@@ -24,9 +24,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from okeguard.audit import schema
-from okeguard.audit.chain import verify_chain
 from okeguard.audit.db import make_engine, session_factory
-from okeguard.audit.models import RemediationRequest
 from okeguard.config import Config, load_config
 from okeguard.remediations import workflow
 from okeguard.remediations.live import live_cluster
@@ -35,6 +33,13 @@ from tests.e2e.conftest import okeguard_command
 from tests.fakes.kube_api import FakeKubeApi, running_fake_kube_api
 from tests.helpers import wait_for
 from tests.integration.database import Database
+from tests.integration.requests_support import (
+    approved,
+    assert_chain_ok,
+    request_actions,
+    request_events,
+    request_row,
+)
 from tests.unit.factories import bare_container, namespace, workload
 
 TOKEN_CHECK = "k8s.legacy-service-account-token"
@@ -114,11 +119,8 @@ def _approved_rotation(database: Database, config: Config) -> tuple[int, str]:
     plan = plan_finding(finding, inventory, config.remediation)
     assert [op.action for op in plan.operations][AWAIT_STEP] == "k8s.await-consumers"
     assert len(plan.operations) == 5
-    request = workflow.request_fix(database.sessions, plan, "alice", config.remediation)
-    workflow.decide(
-        database.sessions, request.id, "bob", config.remediation, approve=True, plan_hash=plan.hash
-    )
-    return request.id, str(plan.operations[0].target["name"])
+    request_id = approved(database, plan, settings=config.remediation)
+    return request_id, str(plan.operations[0].target["name"])
 
 
 def _okeguard(database: Database, tmp_path: Path, *args: str) -> subprocess.Popen[str]:
@@ -152,11 +154,6 @@ def _rotation_in_step_4(
     return request_id, new_token, run
 
 
-def _events(database: Database, request_id: int) -> list[dict[str, Any]]:
-    with database.sessions() as session:
-        return workflow.request_events(session, request_id)
-
-
 def _reaches_await(database: Database, request_id: int, run: subprocess.Popen[str]) -> bool:
     if run.poll() is not None:
         raise AssertionError(f"the run ended early: {run.communicate()}")
@@ -166,16 +163,8 @@ def _reaches_await(database: Database, request_id: int, run: subprocess.Popen[st
 def _started(database: Database, request_id: int, step: int) -> bool:
     return any(
         e["action"] == "remediation.step.started" and e["payload"]["step"] == step
-        for e in _events(database, request_id)
+        for e in request_events(database, request_id)
     )
-
-
-def _state(database: Database, request_id: int) -> RemediationRequest:
-    with database.sessions() as session:
-        request = session.get(RemediationRequest, request_id)
-        assert request is not None
-        session.expunge(request)
-        return request
 
 
 def _in_transaction(database: Database, pid: int) -> bool:
@@ -241,7 +230,7 @@ def test_a_run_paused_past_its_lease_is_taken_over_once_and_stops_writing(
         _, rival_err = rival.communicate(timeout=120)
         assert rival.returncode == 0, rival_err
         assert f"Request {request_id}: rolled-back" in rival_err
-        assert _state(database, request_id).state == "rolled-back"
+        assert request_row(database, request_id).state == "rolled-back"
         assert not _exists(cluster, "Secret", new_token)
         assert _consumer_secret(cluster) == "ci-token"
         # the consumer would now come up, and the paused run would go on to delete the old token
@@ -255,13 +244,14 @@ def test_a_run_paused_past_its_lease_is_taken_over_once_and_stops_writing(
     # the old token is still there, and the database tells the truth
     assert _exists(cluster, "Secret", "ci-token")
     assert not cluster.requests_to("/api/v1/namespaces/shop/secrets/ci-token", "DELETE")
-    request = _state(database, request_id)
+    request = request_row(database, request_id)
     assert (request.state, request.owner, request.lease_until) == ("rolled-back", None, None)
     assert not _started(database, request_id, AWAIT_STEP + 1)
-    stopped = [e for e in _events(database, request_id) if e["action"] == "remediation.run-stopped"]
+    stopped = [
+        e for e in request_events(database, request_id) if e["action"] == "remediation.run-stopped"
+    ]
     assert len(stopped) == 1 and stopped[0]["payload"]["state"] == "rolled-back"
-    with database.sessions() as session:
-        assert verify_chain(session) is None
+    assert_chain_ok(database)
 
 
 def test_reconcile_leaves_a_live_run_alone_and_the_run_finishes(
@@ -273,15 +263,15 @@ def test_reconcile_leaves_a_live_run_alone_and_the_run_finishes(
     _, rival_err = rival.communicate(timeout=120)
     assert rival.returncode == 0, rival_err
     assert "still alive" in rival_err
-    assert _state(database, request_id).state == "applying"
+    assert request_row(database, request_id).state == "applying"
     assert _exists(cluster, "Secret", new_token)
     cluster.hold_rollouts("Deployment", "shop", "deployer", held=False)
     _, err = run.communicate(timeout=120)
     assert run.returncode == 0, err
-    request = _state(database, request_id)
+    request = request_row(database, request_id)
     assert (request.state, request.owner) == ("applied", None)
     assert not _exists(cluster, "Secret", "ci-token") and _exists(cluster, "Secret", new_token)
-    actions = [e["action"] for e in _events(database, request_id)]
+    actions = request_actions(database, request_id)
     assert "remediation.reconcile-started" not in actions
     assert actions.count("remediation.step.rolled-back") == 0
 
@@ -301,12 +291,11 @@ def test_two_reconcilers_settle_a_crashed_run_once(
     outputs = [r.communicate(timeout=120)[1] for r in rivals]
     assert [r.returncode for r in rivals] == [0, 0], outputs
     assert sum(f"Request {request_id}: rolled-back" in out for out in outputs) == 1, outputs
-    actions = [e["action"] for e in _events(database, request_id)]
+    actions = request_actions(database, request_id)
     assert actions.count("remediation.reconcile-started") == 1
     assert actions.count("remediation.rolled-back") == 1
     assert not _exists(cluster, "Secret", new_token) and _exists(cluster, "Secret", "ci-token")
-    with database.sessions() as session:
-        assert verify_chain(session) is None
+    assert_chain_ok(database)
 
 
 def test_reconcile_never_settles_a_run_as_applied_while_it_is_still_verifying(
@@ -326,36 +315,31 @@ def test_reconcile_never_settles_a_run_as_applied_while_it_is_still_verifying(
         f for f in live.findings(inventory, ("k8s.run-as-root",)) if f.resource.name == "web"
     )
     plan = plan_finding(finding, inventory, config.remediation)
-    request = workflow.request_fix(database.sessions, plan, "alice", config.remediation)
-    workflow.decide(
-        database.sessions, request.id, "bob", config.remediation, approve=True, plan_hash=plan.hash
-    )
+    request_id = approved(database, plan, settings=config.remediation)
     cluster.hold_rollouts("Deployment", "shop", "web")
     outcome: list[workflow.ApplyResult] = []
     run = threading.Thread(
         target=lambda: outcome.append(
-            workflow.apply_request(database.sessions, request.id, "bob", live)
+            workflow.apply_request(database.sessions, request_id, "bob", live)
         )
     )
     run.start()
     try:
         wait_for(
             "the last write",
-            lambda: any(
-                e["action"] == "remediation.step.applied" for e in _events(database, request.id)
-            ),
+            lambda: "remediation.step.applied" in request_actions(database, request_id),
         )
         time.sleep(LEASE + 0.5)
         [held] = workflow.reconcile(database.sessions, "rival", lambda _: live, lease_seconds=LEASE)
-        assert (held.request_id, held.state) == (request.id, "applying")
-        assert _state(database, request.id).state == "applying"
+        assert (held.request_id, held.state) == (request_id, "applying")
+        assert request_row(database, request_id).state == "applying"
         cluster.set_rollout("Deployment", "shop", "web", "crashloop")
     finally:
         cluster.hold_rollouts("Deployment", "shop", "web", held=False)
         run.join(timeout=60)
     assert [r.state for r in outcome] == ["rolled-back"]
-    assert _state(database, request.id).state == "rolled-back"
-    actions = [e["action"] for e in _events(database, request.id)]
+    assert request_row(database, request_id).state == "rolled-back"
+    actions = request_actions(database, request_id)
     assert "remediation.applied" not in actions and "remediation.reconcile-started" not in actions
 
 

@@ -15,9 +15,8 @@ import oci
 import pytest
 from sqlalchemy import select
 
-from okeguard.audit.chain import verify_chain
 from okeguard.audit.models import AuditEvent
-from okeguard.config import ClusterConfig, Config, RemediationConfig
+from okeguard.config import Config, RemediationConfig
 from okeguard.inventory.model import Inventory
 from okeguard.inventory.oci_clients import Clients
 from okeguard.inventory.oci_model import OciState, VaultSecret
@@ -32,8 +31,14 @@ from okeguard.remediations.secret_actions import NewVersionAction
 from tests.fakes.kube_api import FakeKubeApi
 from tests.fakes.oci_api import FakeOciApi
 from tests.fakes.oci_world import OkeWorld, secret_content
-from tests.helpers import after_lease
 from tests.integration.database import Database
+from tests.integration.requests_support import (
+    approved,
+    assert_chain_ok,
+    cluster_config,
+    reconcile_after_lease,
+    request_events,
+)
 from tests.unit.factories import bare_container, namespace, workload
 
 FAST = RemediationConfig(
@@ -111,8 +116,7 @@ def live(kube_api: FakeKubeApi, oci_api: FakeOciApi, world: OkeWorld, oci_config
         _consumer("api-0", "db-0"),
         _consumer("api-1", "db-1"),
     )
-    assert kube_api.kubeconfig_path is not None
-    cluster = ClusterConfig(name="fake", context="fake", kubeconfig=str(kube_api.kubeconfig_path))
+    cluster = cluster_config(kube_api)
     config = oci.config.from_file(str(oci_config))
     no_retry = oci.retry.NoneRetryStrategy()
     clients = Clients(
@@ -149,15 +153,9 @@ def _plan(live: FakeLive, check_id: str, ocid: str | None = None, name: str | No
     return plan_finding(finding, inventory, FAST)
 
 
-def _approved(database: Database, plan: Plan) -> int:
-    request = workflow.request_fix(database.sessions, plan, "alice", FAST)
-    workflow.decide(database.sessions, request.id, "bob", FAST, approve=True, plan_hash=plan.hash)
-    return request.id
-
-
 def _apply(database: Database, live: FakeLive, plan: Plan, **kwargs: Any) -> workflow.ApplyResult:
     return workflow.apply_request(
-        database.sessions, _approved(database, plan), "bob", live, **kwargs
+        database.sessions, approved(database, plan, settings=FAST), "bob", live, **kwargs
     )
 
 
@@ -172,11 +170,6 @@ def _mirror_data(kube_api: FakeKubeApi, name: str) -> str:
 def _restarted(kube_api: FakeKubeApi, name: str) -> bool:
     template = kube_api.get_object("Deployment", name, "shop")["spec"]["template"]
     return "kubectl.kubernetes.io/restartedAt" in (template["metadata"].get("annotations") or {})
-
-
-def _chain_ok(database: Database) -> None:
-    with database.sessions() as session:
-        assert verify_chain(session) is None
 
 
 def _payloads(database: Database) -> list[str]:
@@ -208,7 +201,7 @@ def test_update_secret_path_syncs_the_mirror_and_restarts(
     annotations = kube_api.get_object("Secret", "db-1", "shop")["metadata"]["annotations"]
     assert annotations["okeguard.io/vault-secret-version"] == "3"
     assert "okeguard.io/rotated-at" in annotations
-    _chain_ok(database)
+    assert_chain_ok(database)
 
 
 def test_rotate_secret_path(
@@ -225,7 +218,7 @@ def test_rotate_secret_path(
     assert _current(oci_api, sid) == 3
     assert _mirror_data(kube_api, "db-0") == oci_api.secret_contents[(sid, 3)]
     assert _restarted(kube_api, "api-0")
-    _chain_ok(database)
+    assert_chain_ok(database)
 
 
 def test_rollback_restores_the_previous_version_and_mirror(
@@ -240,15 +233,14 @@ def test_rollback_restores_the_previous_version_and_mirror(
     assert _mirror_data(kube_api, "db-1") == oci_api.secret_contents[(sid, 2)]
     rollback = oci_api.requests_to(f"*/secrets/{sid}", "PUT")[-1]
     assert rollback.body == {"currentVersionNumber": 2}
-    with database.sessions() as session:
-        events = workflow.request_events(session, result.request_id)
+    events = request_events(database, result.request_id)
     vault_undo = [
         e["payload"]["result"]
         for e in events
         if e["action"] == "remediation.step.rolled-back" and e["payload"]["step"] == 0
     ]
     assert vault_undo == [{"current_version": 2, "replaced_version": 3}]  # numbers, not content
-    _chain_ok(database)
+    assert_chain_ok(database)
 
 
 def test_a_secret_changed_since_approval_is_refused_with_nothing_written(
@@ -256,7 +248,7 @@ def test_a_secret_changed_since_approval_is_refused_with_nothing_written(
 ) -> None:
     sid = world.secret_ids[1]
     plan = _plan(live, VAULT_CHECK, ocid=sid)
-    request_id = _approved(database, plan)
+    request_id = approved(database, plan, settings=FAST)
     oci_api.add_secret_version(sid, "c29tZW9uZSBlbHNl")  # someone rotated it by hand: version 3
     oci_api.update(sid, currentVersionNumber=3)
     with pytest.raises(workflow.Refused, match="target changed since approval"):
@@ -270,7 +262,7 @@ def test_a_secret_changed_since_approval_is_refused_with_nothing_written(
     assert not oci_api.requests_to("/20180608/secrets/*", "PUT")
     assert _mirror_data(kube_api, "db-1") == secret_content("db-password-1", 2)
     assert not _restarted(kube_api, "api-1")
-    _chain_ok(database)
+    assert_chain_ok(database)
 
 
 def test_external_secret_mirror_is_refreshed_and_rolled_back(
@@ -325,7 +317,7 @@ def test_external_secret_mirror_is_refreshed_and_rolled_back(
     assert back.state == "rolled-back", back.reason
     assert _current(oci_api, sid) == 2
     assert _mirror_data(kube_api, "db-es") == oci_api.secret_contents[(sid, 2)]
-    _chain_ok(database)
+    assert_chain_ok(database)
 
 
 # -- legacy service-account tokens -------------------------------------------------------------
@@ -374,20 +366,15 @@ def test_legacy_token_replaced_consumers_repointed_old_deleted(
         kube_api.get_object("Secret", "ci-token", "shop")
     delete = kube_api.requests_to("/api/v1/namespaces/shop/secrets/ci-token", "DELETE")[-1]
     assert set(delete.body["preconditions"]) == {"uid", "resourceVersion"}
-    with database.sessions() as session:
-        events = workflow.request_events(session, result.request_id)
+    events = request_events(database, result.request_id)
     order = [e["payload"]["action"] for e in events if e["action"] == "remediation.step.applied"]
     assert order[-1] == "k8s.delete"
     with pytest.raises(workflow.Refused, match="cannot be undone"):
         workflow.rollback_request(database.sessions, result.request_id, "bob", token_world)
-    _chain_ok(database)
+    assert_chain_ok(database)
 
 
 # -- crashes -----------------------------------------------------------------------------------
-def _settle(database: Database, live: FakeLive) -> list[workflow.ApplyResult]:
-    return workflow.reconcile(database.sessions, "reconciler", lambda _: live, now=after_lease())
-
-
 @pytest.mark.parametrize(("index", "step"), [(i, s) for i in (0, 1) for s in (0, 1, 2)])
 def test_vault_rotation_crash_after_each_step_is_reconciled(
     index: int,
@@ -400,17 +387,17 @@ def test_vault_rotation_crash_after_each_step_is_reconciled(
 ) -> None:
     sid = world.secret_ids[index]  # 0: rotate_secret, 1: update_secret
     plan = _plan(live, VAULT_CHECK, ocid=sid)
-    request_id = _approved(database, plan)
+    request_id = approved(database, plan, settings=FAST)
     with pytest.raises(SimulatedCrash):
         workflow.apply_request(database.sessions, request_id, "bob", live, crash_after=step)
-    [settled] = _settle(database, live)
+    [settled] = reconcile_after_lease(database, live)
     last = step == len(plan.operations) - 1
     assert settled.state == ("applied" if last else "rolled-back"), settled.reason
     version = 3 if last else 2
     assert _current(oci_api, sid) == version
     assert _mirror_data(kube_api, f"db-{index}") == oci_api.secret_contents[(sid, version)]
-    assert _settle(database, live) == []  # nothing left to settle
-    _chain_ok(database)
+    assert reconcile_after_lease(database, live) == []  # nothing left to settle
+    assert_chain_ok(database)
 
 
 @pytest.mark.parametrize("step", [0, 1, 2, 3, 4])
@@ -420,10 +407,10 @@ def test_token_replacement_crash_after_each_step_is_reconciled(
     plan = _plan(token_world, TOKEN_CHECK)
     assert len(plan.operations) == 5
     new = plan.operations[0].target["name"]
-    request_id = _approved(database, plan)
+    request_id = approved(database, plan, settings=FAST)
     with pytest.raises(SimulatedCrash):
         workflow.apply_request(database.sessions, request_id, "bob", token_world, crash_after=step)
-    [settled] = _settle(database, token_world)
+    [settled] = reconcile_after_lease(database, token_world)
     if step == 4:
         assert settled.state == "applied", settled.reason
         assert _references(kube_api, "deployer") == new
@@ -438,7 +425,7 @@ def test_token_replacement_crash_after_each_step_is_reconciled(
         assert kube_api.get_object("Secret", "ci-token", "shop")
         with pytest.raises(KeyError):
             kube_api.get_object("Secret", new, "shop")
-    _chain_ok(database)
+    assert_chain_ok(database)
 
 
 # -- no secret anywhere ------------------------------------------------------------------------
@@ -468,4 +455,4 @@ def test_no_secret_content_in_logs_audit_or_messages(
     for text in texts:
         for value in values:
             assert value not in text
-    _chain_ok(database)
+    assert_chain_ok(database)

@@ -10,16 +10,20 @@ from typing import Any
 
 import pytest
 
-from okeguard.audit.chain import verify_chain
-from okeguard.config import ChecksConfig, ClusterConfig, Config, RemediationConfig
+from okeguard.config import ChecksConfig, RemediationConfig
 from okeguard.remediations import workflow
 from okeguard.remediations.engine import SimulatedCrash
 from okeguard.remediations.live import LiveCluster
 from okeguard.remediations.plan import Plan
 from okeguard.remediations.planners import plan_finding
 from tests.fakes.kube_api import FakeKubeApi
-from tests.helpers import after_lease
 from tests.integration.database import Database
+from tests.integration.requests_support import (
+    approved,
+    assert_chain_ok,
+    live_cluster,
+    reconcile_after_lease,
+)
 from tests.unit.factories import bare_container, namespace, workload
 from tests.unit.test_security_context_exact import SC_CHECKS, said_to_stay_open
 
@@ -61,9 +65,7 @@ def _web() -> dict[str, Any]:
 @pytest.fixture
 def live(kube_api: FakeKubeApi) -> LiveCluster:
     kube_api.add(namespace("shop"), _web())
-    assert kube_api.kubeconfig_path is not None
-    cluster = ClusterConfig(name="fake", context="fake", kubeconfig=str(kube_api.kubeconfig_path))
-    return LiveCluster(Config(remediation=FAST, checks=CHECKS, clusters=(cluster,)), cluster)
+    return live_cluster(kube_api, FAST, checks=CHECKS)
 
 
 def _plan(live: LiveCluster, variant: str) -> Plan:
@@ -85,22 +87,11 @@ def _open_sc(live: LiveCluster) -> set[tuple[str, str]]:
     }
 
 
-def _approved(database: Database, plan: Plan) -> int:
-    request = workflow.request_fix(database.sessions, plan, "alice", FAST)
-    workflow.decide(database.sessions, request.id, "bob", FAST, approve=True, plan_hash=plan.hash)
-    return request.id
-
-
 def _template_bytes(api: FakeKubeApi) -> str:
     """The stored pod template as JSON, keys in stored order: equal strings, equal bytes."""
     return json.dumps(
         copy.deepcopy(api.get_object("Deployment", "web", "shop")["spec"]["template"])
     )
-
-
-def _chain_ok(database: Database) -> None:
-    with database.sessions() as session:
-        assert verify_chain(session) is None
 
 
 def test_the_default_plan_is_applied_and_every_security_context_finding_is_gone(
@@ -112,7 +103,7 @@ def test_the_default_plan_is_applied_and_every_security_context_finding_is_gone(
     for cap in ("NET_ADMIN", "NET_RAW", "SYS_TIME"):
         assert [r for r in plan.risks if f"capability {cap} removed" in r]
     assert [r for r in plan.risks if "container 'agent': privileged: true removed" in r]
-    request_id = _approved(database, plan)
+    request_id = approved(database, plan, settings=FAST)
     result = workflow.apply_request(database.sessions, request_id, "bob", live)
     assert (result.state, result.reason) == ("applied", None)
     assert _open_sc(live) == set()
@@ -120,7 +111,7 @@ def test_the_default_plan_is_applied_and_every_security_context_finding_is_gone(
         "containers"
     ]
     assert containers[1]["securityContext"]["runAsUser"] == 101  # the agent kept its user
-    _chain_ok(database)
+    assert_chain_ok(database)
 
 
 def test_the_conservative_plan_leaves_open_exactly_what_it_said(
@@ -129,14 +120,14 @@ def test_the_conservative_plan_leaves_open_exactly_what_it_said(
     plan = _plan(live, "conservative")
     said = said_to_stay_open(plan)
     assert ("k8s.run-as-root", "web") in said and ("k8s.capabilities-not-dropped", "web") in said
-    request_id = _approved(database, plan)
+    request_id = approved(database, plan, settings=FAST)
     assert workflow.apply_request(database.sessions, request_id, "bob", live).state == "applied"
     assert _open_sc(live) == said
     web = kube_api.get_object("Deployment", "web", "shop")["spec"]["template"]["spec"][
         "containers"
     ][0]["securityContext"]
     assert "ALL" not in web["capabilities"]["drop"] and "runAsUser" not in web
-    _chain_ok(database)
+    assert_chain_ok(database)
 
 
 @pytest.mark.parametrize("variant", ["default", "conservative"])
@@ -144,18 +135,16 @@ def test_a_crash_after_the_write_then_a_rollback_restores_the_template_byte_for_
     database: Database, kube_api: FakeKubeApi, live: LiveCluster, variant: str
 ) -> None:
     before = _template_bytes(kube_api)
-    request_id = _approved(database, _plan(live, variant))
+    request_id = approved(database, _plan(live, variant), settings=FAST)
     with pytest.raises(SimulatedCrash):
         workflow.apply_request(database.sessions, request_id, "bob", live, crash_after=0)
     assert _template_bytes(kube_api) != before
-    [settled] = workflow.reconcile(
-        database.sessions, "okeguard-bot", lambda name: live, now=after_lease()
-    )
+    [settled] = reconcile_after_lease(database, live, actor="okeguard-bot")
     assert settled.state == "applied"
     result = workflow.rollback_request(database.sessions, request_id, "carol", live)
     assert result.state == "rolled-back"
     assert _template_bytes(kube_api) == before
-    _chain_ok(database)
+    assert_chain_ok(database)
 
 
 @pytest.mark.parametrize("variant", ["default", "conservative"])
@@ -164,15 +153,13 @@ def test_a_crash_before_an_unhealthy_rollout_is_undone_byte_for_byte(
 ) -> None:
     before = _template_bytes(kube_api)
     kube_api.set_rollout("Deployment", "shop", "web", "crashloop")
-    request_id = _approved(database, _plan(live, variant))
+    request_id = approved(database, _plan(live, variant), settings=FAST)
     with pytest.raises(SimulatedCrash):
         workflow.apply_request(database.sessions, request_id, "bob", live, crash_after=0)
-    [settled] = workflow.reconcile(
-        database.sessions, "okeguard-bot", lambda name: live, now=after_lease()
-    )
+    [settled] = reconcile_after_lease(database, live, actor="okeguard-bot")
     assert settled.state == "rolled-back"
     assert _template_bytes(kube_api) == before
-    _chain_ok(database)
+    assert_chain_ok(database)
 
 
 def test_an_unhealthy_rollout_is_rolled_back_byte_for_byte(
@@ -180,7 +167,7 @@ def test_an_unhealthy_rollout_is_rolled_back_byte_for_byte(
 ) -> None:
     before = _template_bytes(kube_api)
     kube_api.set_rollout("Deployment", "shop", "web", "image-pull")
-    request_id = _approved(database, _plan(live, "default"))
+    request_id = approved(database, _plan(live, "default"), settings=FAST)
     result = workflow.apply_request(database.sessions, request_id, "bob", live)
     assert result.state == "rolled-back"
     assert _template_bytes(kube_api) == before

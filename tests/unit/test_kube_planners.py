@@ -17,22 +17,9 @@ from okeguard.remediations.planners import plan_finding
 from tests.helpers import inventory, scan
 from tests.unit.factories import bare_container, namespace, network_policy, workload
 from tests.unit.oke_factories import service
+from tests.unit.test_security_context_exact import SC_CHECKS, with_rv
 
 SETTINGS = RemediationConfig()
-SC_CHECKS = {
-    "k8s.run-as-root",
-    "k8s.privileged",
-    "k8s.privilege-escalation",
-    "k8s.dangerous-capabilities",
-    "k8s.capabilities-not-dropped",
-    "k8s.writable-root-fs",
-}
-
-
-def _with_rv(doc: dict[str, Any], rv: str = "4711") -> dict[str, Any]:
-    doc = copy.deepcopy(doc)
-    doc["metadata"]["resourceVersion"] = rv
-    return doc
 
 
 def _finding(docs: list[dict[str, Any]], check_id: str) -> Finding:
@@ -64,7 +51,7 @@ ROOTISH = workload(
 
 
 def test_the_patch_fixes_every_security_context_finding_of_the_workload() -> None:
-    doc = _with_rv(ROOTISH)
+    doc = with_rv(ROOTISH)
     before = {f.check_id for f in scan([doc]) if f.check_id in SC_CHECKS}
     assert before == SC_CHECKS - {"k8s.privileged"}
     plan = _plan([doc], "k8s.run-as-root")
@@ -89,7 +76,7 @@ def test_the_patch_fixes_every_security_context_finding_of_the_workload() -> Non
 
 
 def test_the_undo_restores_the_workload_exactly() -> None:
-    doc = _with_rv(ROOTISH)
+    doc = with_rv(ROOTISH)
     plan = _plan([doc], "k8s.writable-root-fs")
     [op] = plan.operations
     fixed = _apply(doc, op.params["patch"])
@@ -97,7 +84,7 @@ def test_the_undo_restores_the_workload_exactly() -> None:
 
 
 def test_the_undo_refuses_when_someone_changed_a_field_after_us() -> None:
-    doc = _with_rv(ROOTISH)
+    doc = with_rv(ROOTISH)
     [op] = _plan([doc], "k8s.run-as-root").operations
     fixed = _apply(doc, op.params["patch"])
     fixed["spec"]["template"]["spec"]["containers"][0]["securityContext"]["runAsUser"] = 2000
@@ -109,7 +96,7 @@ def test_the_conservative_variant_keeps_the_filesystem_writable_and_root_images_
     nginx = workload(
         containers=[bare_container("web", image="nginx:1.27", ports=[{"containerPort": 80}])]
     )
-    doc = _with_rv(nginx)
+    doc = with_rv(nginx)
     default = _plan([doc], "k8s.run-as-root")
     assert any("may need root" in r for r in default.risks)
     assert any("writable filesystem" in r for r in default.risks)
@@ -129,11 +116,11 @@ def test_the_conservative_variant_keeps_the_filesystem_writable_and_root_images_
 
 
 def test_the_plan_is_deterministic_and_bound_to_the_resource_version() -> None:
-    docs = [_with_rv(ROOTISH)]
+    docs = [with_rv(ROOTISH)]
     first, second = _plan(docs, "k8s.run-as-root"), _plan(docs, "k8s.run-as-root")
     assert first.to_dict() == second.to_dict() and first.hash == second.hash
     assert Plan.from_dict(first.to_dict()).hash == first.hash
-    moved = _plan([_with_rv(ROOTISH, "4712")], "k8s.run-as-root")
+    moved = _plan([with_rv(ROOTISH, "4712")], "k8s.run-as-root")
     assert moved.hash != first.hash
 
 
@@ -145,7 +132,7 @@ def test_pods_and_jobs_cannot_be_patched_in_place(kind: str) -> None:
 
 
 def test_a_cronjob_is_patched_in_its_job_template_without_a_rollout() -> None:
-    doc = _with_rv(workload("CronJob", containers=[bare_container("job", image="fra.ocir.io/x:1")]))
+    doc = with_rv(workload("CronJob", containers=[bare_container("job", image="fra.ocir.io/x:1")]))
     plan = _plan([doc], "k8s.run-as-root")
     patch = plan.operations[0].params["patch"]
     assert all(op["path"].startswith("/spec/jobTemplate/spec/template/") for op in patch[1:]), patch
@@ -249,7 +236,7 @@ def test_any_workload_is_fixed_by_the_patch_and_restored_by_the_undo(
         pod_spec["securityContext"] = pod_sc
     if with_volumes:
         pod_spec["volumes"] = [{"name": "data", "emptyDir": {}}]
-    doc = _with_rv(workload(pod_spec=pod_spec))
+    doc = with_rv(workload(pod_spec=pod_spec))
     open_sc = [f for f in scan([doc]) if f.check_id in SC_CHECKS and f.status.value == "open"]
     if not open_sc:
         return
