@@ -84,13 +84,13 @@ def _redact_annotations(metadata: MutableMapping[str, Any]) -> None:
 
 
 def _public_value_holds_key(value: str, encoded: bool) -> bool:
-    """True when a ``tls.crt``/``ca.crt`` value also carries key material (a PEM bundle)."""
-    if encoded:
-        try:
-            value = base64.b64decode(value, validate=True).decode("utf-8", "replace")
-        except (binascii.Error, ValueError):
-            return False
-    return classify_key_material(value) is not None
+    """True when a ``tls.crt``/``ca.crt`` value also carries a private key (a PEM bundle)."""
+    if not encoded:
+        return "PRIVATE KEY" in value
+    try:
+        return b"PRIVATE KEY" in base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return False
 
 
 def _redact_secret(raw: MutableMapping[str, Any]) -> None:
@@ -157,18 +157,17 @@ def _redact_env(container: MutableMapping[str, Any]) -> None:
         if not isinstance(var, dict):
             continue
         value = var.get("value")
-        credential_name = looks_like_credential_name(str(var.get("name") or ""))
+        if value is None or value == "" or marker_label(value) is not None:
+            continue
         if not isinstance(value, str):
             # a number or mapping the API server would refuse, but a manifest may hold
-            if value is not None and credential_name:
+            if looks_like_credential_name(str(var.get("name") or "")):
                 var["value"] = marker("credential", str(value))
-            continue
-        if not value or marker_label(value) is not None:
             continue
         label = classify_key_material(value)
         if label:
             var["value"] = marker(label, value)
-        elif credential_name:
+        elif looks_like_credential_name(str(var.get("name") or "")):
             var["value"] = marker("credential", value)
         else:
             var["value"] = redact_text(value, key_material=False)

@@ -302,6 +302,8 @@ def redact_text(value: str, *, key_material: bool = True) -> str:
     label = classify_key_material(value) if key_material else None
     if label:
         return marker(label, value)
+    if value.isalnum():
+        return value  # every rule below needs a separator: ``://``, ``=``, ``-``, ``:``, a space
     redacted = _redact_inline(value)
     if redacted == value and len(value) <= _CLEAN_MAX_LENGTH:
         if len(_CLEAN) >= _CLEAN_MAX_ENTRIES:
