@@ -23,6 +23,7 @@ from okeguard.bot.cli_fix import fix_command
 from okeguard.bot.cli_remediations import remediations_group
 from okeguard.bot.cli_serve import serve_command
 from okeguard.errors import OkeguardError, UsageError, one_line
+from okeguard.inventory.files import refuse_special_files
 
 EXIT_FINDINGS = 1
 EXIT_USAGE = 2
@@ -199,6 +200,9 @@ def scan(
 
     if paths and not manifests:
         raise UsageError(f"unexpected argument '{paths[0]}' (manifest paths go after --manifests)")
+    if "-" in manifests + paths and sys.stdin.isatty():
+        raise UsageError("--manifests -: standard input is a terminal; pipe the manifests in")
+    refuse_special_files(config_path, kubeconfig)  # a FIFO or a device would hang the scan
     threshold = _parse_severity(fail_on)
     source = ScanRequest(demo=demo, manifests=manifests + paths, snapshot=snapshot, context=context)
     from_config = config_path is not None and not (

@@ -37,3 +37,12 @@ def open_regular_file(path: Path | str, *, what: str = "file") -> IO[bytes]:
         raise InputError(f"{path}: not a regular file (a pipe or a device), expected a {what}")
     os.set_blocking(fd, True)
     return os.fdopen(fd, "rb")
+
+
+def refuse_special_files(*paths: str | None) -> None:
+    """Raise :class:`InputError` for a path that exists but is neither a regular file nor a
+    directory (a FIFO, a device), before a reader that does not check waits on it or reads it
+    forever. Missing paths are left to their readers, which name them."""
+    for path in paths:
+        if path is not None and os.path.exists(path) and not os.path.isdir(path):
+            open_regular_file(path).close()

@@ -1,0 +1,128 @@
+"""Hostile input through the real console script: one line and exit 2, or the one bad object
+reported as not evaluated; never a traceback, never a hang."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.e2e.conftest import Run, okeguard_command, one_error_line
+from tests.helpers import deployment
+
+BOMB = "".join(
+    f"l{level}: &l{level} [{', '.join([f'*l{level - 1}'] * 9)}]\n" for level in range(1, 10)
+)
+
+
+def test_a_fifo_or_a_device_is_refused_instead_of_waited_on(run: Run, tmp_path: Path) -> None:
+    fifo = tmp_path / "manifests.yaml"
+    os.mkfifo(fifo)
+    for args in (
+        ("scan", "--manifests", str(fifo)),
+        ("scan", "--manifests", "/dev/zero"),
+        ("scan", "--snapshot", str(fifo)),
+        ("scan", "--snapshot", "/dev/zero"),
+        ("scan", "--demo", "--config", str(fifo)),
+        ("scan", "--demo", "--config", "/dev/zero"),
+    ):
+        line = one_error_line(run(*args))  # the fixture's timeout fails a hang
+        assert f"{args[-1]}: not a regular file (a pipe or a device)" in line
+
+
+def test_dev_zero_on_standard_input_is_not_text(tmp_path: Path) -> None:
+    with open("/dev/zero", "rb") as zeros:
+        done = subprocess.run(
+            [*okeguard_command(), "scan", "--manifests", "-"],
+            stdin=zeros,
+            capture_output=True,
+            timeout=60,
+            check=False,
+            env={**os.environ, "HOME": str(tmp_path)},
+        )
+    assert done.returncode == 2 and done.stdout == b""
+    assert done.stderr.decode().splitlines() == [
+        "okeguard: error: <stdin>: not a text file (control characters are not allowed at byte 0)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"\x89PNG\r\n\x1a\n\x00\x00", "not a text file (invalid leading UTF-8 octet at byte 0)"),
+        (b"kind: Pod\x00\x01", "not a text file (control characters are not allowed at byte 9)"),
+        (
+            b"kind: Pod\nmetadata: {name: \xc3\x28}\n",
+            "not a text file (invalid trailing UTF-8 octet",
+        ),
+        (b"a: " + b"[" * 5000 + b"]" * 5000, ":1: invalid YAML: exceeded maximum nesting depth"),
+        (b"kind: [unclosed\n", ":2: invalid YAML: did not find expected ',' or ']'"),
+        (b"l0: &l0 [x]\n" + BOMB.encode(), ":6: l5[2]: aliases expand to more than"),
+    ],
+)
+def test_unreadable_manifests_are_one_line_naming_the_file(
+    run: Run, tmp_path: Path, content: bytes, expected: str
+) -> None:
+    file = tmp_path / "bad.yaml"
+    file.write_bytes(content)
+    line = one_error_line(run("scan", "--manifests", str(file)))
+    assert line.startswith(f"okeguard: error: {file}") and expected in line
+
+
+def test_a_value_that_hides_the_identity_names_file_line_and_field(
+    run: Run, tmp_path: Path
+) -> None:
+    file = tmp_path / "bad.yaml"
+    file.write_text("apiVersion: v1\nkind: Secret\nmetadata:\n  name: " + "9" * 5000 + "\n")
+    line = one_error_line(run("scan", "--manifests", str(file)))
+    assert line.startswith(f"okeguard: error: {file}:4: metadata.name: cannot read '9999")
+
+
+def test_malformed_objects_are_not_evaluated_and_the_rest_is_scanned(
+    run: Run, tmp_path: Path
+) -> None:
+    bad = deployment("bad")
+    bad["spec"]["template"]["spec"]["containers"] = "app"
+    bomb = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: bomb, namespace: shop}\n"
+    bomb += "spec:\n  l0: &l0 [x]\n" + "".join(f"  {line}\n" for line in BOMB.splitlines())
+    stamp = yaml.safe_dump(deployment("stamp")).replace(
+        "metadata:\n", "metadata:\n  creationTimestamp: 2020-13-45\n", 1
+    )
+    text = "---\n".join([yaml.safe_dump(bad), yaml.safe_dump(deployment("good")), bomb, stamp])
+    file = tmp_path / "app.yaml"
+    file.write_text(text)
+    result = run("scan", "--manifests", str(file), "--format", "json", "--fail-on", "high")
+    assert result.returncode == 1, result.stderr  # findings on the good one, still exit 1
+    assert "Traceback" not in result.stderr
+    warnings = result.stderr.strip().splitlines()
+    assert len(warnings) == 3 and all(str(file) in w and "not evaluated" in w for w in warnings)
+    assert "spec.template.spec.containers is the string 'app', expected a list" in warnings[0]
+    assert "aliases expand to more than" in warnings[1]
+    assert "metadata.creationTimestamp: cannot read '2020-13-45' as timestamp" in warnings[2]
+    report = json.loads(result.stdout)
+    unknown = {f["resource"]["name"] for f in report["findings"] if f["status"] == "unknown"}
+    assert unknown == {"bad", "bomb", "stamp"}
+    assert any(f["resource"]["name"] == "good" for f in report["findings"])
+    assert report["summary"]["by_status"]["unknown"] > 0
+
+
+def test_a_garbage_snapshot_header_is_one_line(run: Run, tmp_path: Path) -> None:
+    file = tmp_path / "snap.jsonl"
+    header = {"schema": "okeguard.snapshot/v1", "cluster": {"name": "c"}, "skipped_kinds": [1]}
+    file.write_text(json.dumps(header) + "\n" + json.dumps(deployment("web")) + "\n")
+    line = one_error_line(run("scan", "--snapshot", str(file)))
+    assert line == (
+        f"okeguard: error: {file}: invalid snapshot header: "
+        "skipped_kinds is a list, expected a mapping"
+    )
+
+
+def test_a_control_character_in_a_key_stays_on_one_line(run: Run, tmp_path: Path) -> None:
+    file = tmp_path / "bad.yaml"
+    file.write_text('"a\\u2028b\\nc": !Ref x\n')
+    line = one_error_line(run("scan", "--manifests", str(file)))
+    assert "a\\u2028b\\x0ac: unknown tag '!Ref'" in line
