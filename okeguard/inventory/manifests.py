@@ -151,9 +151,12 @@ def load_manifests(
 
 
 def objects_from_documents(docs: Iterable[Any], label: str = "<documents>") -> list[K8sObject]:
-    """Validate already-parsed documents (used by tests and the demo builder)."""
+    """Validate already-parsed documents (used by tests and the demo builder). Documents written
+    by a program must be right: one that would not be evaluated raises :class:`InputError`."""
     loaded = _Loaded()
     for index, doc in enumerate(docs):
         for item, origin, problems in _flatten(doc, index + 1, label, ()):
             loaded.add(item, origin, problems, label)
+    for item in loaded.unevaluated:
+        raise InputError(f"{item.obj.origin}: {item.obj.kind} {item.obj.name}: {item.reason}")
     return loaded.objects

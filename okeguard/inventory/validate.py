@@ -16,12 +16,14 @@ from __future__ import annotations
 import dataclasses
 import re
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import date, datetime
 from typing import Any
 
 from okeguard.errors import one_line
 from okeguard.inventory.model import SUPPORTED_KINDS, K8sObject, Unevaluated
 from okeguard.inventory.normalize import to_object
+from okeguard.kube_shapes import CONTAINER_FIELDS, WORKLOAD_KINDS, template_keys
 from okeguard.timestamps import parse_timestamp
 
 
@@ -44,7 +46,10 @@ class NotNull:
 # items' shape, or None for anything.
 Shape = Any
 
-STRINGS = {"*": str}  # map[string]string, as labels, annotations and ConfigMap data are
+# A string to the API server: kubectl's YAML reader keeps an unquoted timestamp a string, where
+# YAML 1.1 (and okeguard) make it a datetime, so a label or annotation may hold one.
+TEXT = (str, datetime, date)
+STRINGS = {"*": TEXT}  # map[string]string, as labels, annotations and ConfigMap data are
 LABEL_SELECTOR = {
     "matchLabels": STRINGS,
     "matchExpressions": [{"key": str, "operator": str, "values": [str]}],
@@ -74,9 +79,7 @@ CONTAINER = {
     },
 }
 POD_SPEC = {
-    "containers": [CONTAINER],
-    "initContainers": [CONTAINER],
-    "ephemeralContainers": [CONTAINER],
+    **{field: [CONTAINER] for field, _ in CONTAINER_FIELDS},
     "securityContext": {
         "runAsUser": int,
         "runAsGroup": int,
@@ -93,7 +96,6 @@ POD_SPEC = {
     "hostIPC": bool,
 }
 POD_TEMPLATE = {"metadata": {"labels": STRINGS, "annotations": STRINGS}, "spec": POD_SPEC}
-_CONTROLLER = {"spec": {"template": POD_TEMPLATE}}
 _PEER = {
     "podSelector": LABEL_SELECTOR,
     "namespaceSelector": LABEL_SELECTOR,
@@ -107,14 +109,24 @@ _BINDING = {
     "subjects": [{"kind": str, "name": str, "namespace": str}],
     "roleRef": {"kind": str, "name": str},
 }
+
+
+def _at(keys: Sequence[str], shape: Mapping[str, Shape]) -> Mapping[str, Shape]:
+    """``shape`` nested under ``keys`` (``("spec", "template")`` -> ``{"spec": {"template": …}}``)."""
+    for key in reversed(keys):
+        shape = {key: shape}
+    return shape
+
+
+# Where each workload kind holds its pod template (a Pod is its own, metadata included).
+_WORKLOADS = {
+    kind: _at(
+        template_keys(kind) or (), POD_TEMPLATE if template_keys(kind) else {"spec": POD_SPEC}
+    )
+    for kind in WORKLOAD_KINDS
+}
 _BY_KIND: Mapping[str, Mapping[str, Shape]] = {
-    "Pod": {"spec": POD_SPEC},
-    "Deployment": _CONTROLLER,
-    "StatefulSet": _CONTROLLER,
-    "DaemonSet": _CONTROLLER,
-    "ReplicaSet": _CONTROLLER,
-    "Job": _CONTROLLER,
-    "CronJob": {"spec": {"jobTemplate": {"spec": {"template": POD_TEMPLATE}}}},
+    **_WORKLOADS,
     "Role": _RULES,
     "ClusterRole": _RULES,
     "RoleBinding": _BINDING,
@@ -141,7 +153,7 @@ FIELD_TYPES: Mapping[str, Mapping[str, Shape]] = {
     for kind in SUPPORTED_KINDS
 }
 
-_NAMES = {str: "a string", bool: "a boolean", int: "an integer"}
+_NAMES = {str: "a string", TEXT: "a string", bool: "a boolean", int: "an integer"}
 
 
 def _described(value: object) -> str:
@@ -205,6 +217,124 @@ def field_problem(value: object, shape: Shape, path: str = "") -> str | None:
     return f"{path} is {_described(value)}, expected {expected}" if expected else None
 
 
+Check = Callable[[object], bool]
+
+
+def _always(_: object) -> bool:
+    return True
+
+
+def _is_int(value: object) -> bool:
+    return type(value) is int and value.bit_length() <= 64
+
+
+def _is_timestamp(value: object) -> bool:
+    return parse_timestamp(value) is not None
+
+
+def compile_shape(shape: Shape) -> Check:
+    """A fast test that a non-null value has ``shape`` (True) or not: what every object of a scan
+    goes through. Only when it fails does :func:`field_problem` walk again to name the field."""
+    if shape is None:
+        return _always
+    if isinstance(shape, NotNull):
+        return compile_shape(shape.shape)  # null is caught by the mapping holding the field
+    if shape is TIMESTAMP:
+        return _is_timestamp
+    if shape is int:
+        return _is_int
+    if isinstance(shape, list):
+        if shape[0] is None:
+            return lambda value: type(value) is list
+        if _plain_record(shape[0]):
+            return _list_of_records(tuple(shape[0].items()))
+        return _list_of(compile_shape(shape[0]))
+    if isinstance(shape, dict):
+        return _compile_mapping(shape)
+    if shape is TEXT:
+        return lambda value: type(value) in _TEXT_TYPES
+    leaf: type = shape
+    return lambda value: type(value) is leaf
+
+
+_TEXT_TYPES = frozenset({*TEXT, type(None)})  # null is "" to the API server
+
+
+def _list_of(item: Check) -> Check:
+    def check(value: object) -> bool:
+        if type(value) is not list:
+            return False
+        for v in value:  # noqa: SIM110 - a loop is faster than all() over a generator
+            if v is not None and not item(v):
+                return False
+        return True
+
+    return check
+
+
+def _plain_record(shape: Shape) -> bool:
+    """A mapping whose fields are all strings or booleans (``env``, ``subjects``...)."""
+    return isinstance(shape, dict) and all(v is str or v is bool for v in shape.values())
+
+
+def _list_of_records(fields: tuple[tuple[str, type], ...]) -> Check:
+    def check(value: object) -> bool:
+        if type(value) is not list:
+            return False
+        for item in value:
+            if item is None:
+                continue
+            if type(item) is not dict:
+                return False
+            get = item.get
+            for key, kind in fields:
+                field = get(key)
+                if field is not None and type(field) is not kind:
+                    return False
+        return True
+
+    return check
+
+
+def _compile_mapping(shape: dict[str, Shape]) -> Check:
+    if "*" in shape:
+        if shape["*"] is TEXT:  # map[string]string: the labels and annotations of every object
+            return lambda value: (
+                type(value) is dict and _TEXT_TYPES.issuperset(map(type, value.values()))
+            )
+        every = compile_shape(shape["*"])
+        return lambda value: (
+            type(value) is dict and all(v is not None and every(v) for v in value.values())
+        )
+    required = tuple(key for key, inner in shape.items() if isinstance(inner, NotNull))
+    shapes = {k: v.shape if isinstance(v, NotNull) else v for k, v in shape.items()}
+    # Fields of a plain type are tested inline: most fields are, and a call each would double
+    # the time this takes on a large snapshot.
+    leaves = tuple((k, v) for k, v in shapes.items() if v is str or v is bool)
+    nested = tuple(
+        (k, compile_shape(v)) for k, v in shapes.items() if v is not None and (k, v) not in leaves
+    )
+
+    def check(value: object) -> bool:
+        if type(value) is not dict:
+            return False
+        get = value.get
+        for key in required:
+            if key in value and value[key] is None:
+                return False
+        for key, kind in leaves:
+            field = get(key)
+            if field is not None and type(field) is not kind:
+                return False
+        for key, inner in nested:
+            field = get(key)
+            if field is not None and not inner(field):
+                return False
+        return True
+
+    return check
+
+
 def dataclass_shape(cls: type) -> dict[str, Shape]:
     """The shape of a dataclass written as a dict (as snapshots store the OCI state), from its
     field annotations: ``str``, ``bool``, ``int``, ``datetime``, ``X | None``,
@@ -249,11 +379,16 @@ def admit(
     document that is not a Kubernetes object (no kind, apiVersion or metadata.name)."""
     kind = doc.get("kind") if isinstance(doc, dict) else None
     if isinstance(doc, dict) and isinstance(kind, str) and kind in FIELD_TYPES:
-        problem = problems[0] if problems else field_problem(doc, FIELD_TYPES[kind])
+        problem = problems[0] if problems else None
+        if problem is None and not _FIELD_CHECKS[kind](doc):
+            problem = field_problem(doc, FIELD_TYPES[kind])
         if problem is not None:
             stub = _identity(doc, origin)
             return None if stub is None else Unevaluated(stub, problem)
     return to_object(doc, origin=origin)
+
+
+_FIELD_CHECKS = {kind: compile_shape(shape) for kind, shape in FIELD_TYPES.items()}
 
 
 def _identity(doc: dict[str, Any], origin: str | None) -> K8sObject | None:

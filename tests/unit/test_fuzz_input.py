@@ -24,6 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from okeguard.bot.cli import main
+from okeguard.inventory.validate import _FIELD_CHECKS, FIELD_TYPES, field_problem
 from tests.unit.factories import (
     bare_container,
     cluster_role,
@@ -258,3 +259,12 @@ def test_hostile_snapshots_never_crash(
         path.write_text(text)
         code, stderr = run("scan", "--snapshot", str(path), "--format", "json")
     check_outcome(code, stderr)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(doc=mutated(_objects()))
+def test_the_fast_field_check_agrees_with_the_one_that_names_the_field(doc: Any) -> None:
+    kind = doc.get("kind") if isinstance(doc, dict) else None
+    if not isinstance(kind, str) or kind not in FIELD_TYPES:
+        return
+    assert _FIELD_CHECKS[kind](doc) == (field_problem(doc, FIELD_TYPES[kind]) is None)
