@@ -35,7 +35,8 @@ from okeguard.inventory.model import (
 )
 from okeguard.inventory.normalize import NotAnObject
 from okeguard.inventory.oci_model import OciState, oci_state_from_dict, oci_state_to_dict
-from okeguard.inventory.validate import TIMESTAMP, admit, dataclass_shape, field_problem
+from okeguard.inventory.shapes import TIMESTAMP, dataclass_shape, field_problem
+from okeguard.inventory.validate import admit
 
 SNAPSHOT_SCHEMA = "okeguard.snapshot/v1"
 log = logging.getLogger(__name__)

@@ -24,7 +24,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from okeguard.bot.cli import main
-from okeguard.inventory.validate import _FIELD_CHECKS, FIELD_TYPES, field_problem
+from okeguard.inventory.shapes import field_problem
+from okeguard.inventory.validate import _FIELD_CHECKS, FIELD_TYPES
 from tests.unit.factories import (
     bare_container,
     cluster_role,

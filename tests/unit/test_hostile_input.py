@@ -20,8 +20,9 @@ from okeguard.checks.model import Status
 from okeguard.config import Config
 from okeguard.errors import InputError
 from okeguard.inventory.manifests import load_manifests
+from okeguard.inventory.shapes import field_problem
 from okeguard.inventory.snapshot import SNAPSHOT_SCHEMA, load_snapshot
-from okeguard.inventory.validate import FIELD_TYPES, field_problem
+from okeguard.inventory.validate import FIELD_TYPES
 from okeguard.inventory.yaml_stream import MAX_DEPTH, yaml_documents
 from okeguard.timestamps import parse_timestamp
 from tests.helpers import NOW
