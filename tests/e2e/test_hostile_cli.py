@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import subprocess
 from pathlib import Path
 
@@ -126,3 +127,23 @@ def test_a_control_character_in_a_key_stays_on_one_line(run: Run, tmp_path: Path
     file.write_text('"a\\u2028b\\nc": !Ref x\n')
     line = one_error_line(run("scan", "--manifests", str(file)))
     assert "a\\u2028b\\x0ac: unknown tag '!Ref'" in line
+
+
+def test_manifests_are_not_awaited_from_a_terminal(tmp_path: Path) -> None:
+    main, terminal = pty.openpty()
+    try:
+        done = subprocess.run(
+            [*okeguard_command(), "scan", "--manifests", "-"],
+            stdin=terminal,
+            capture_output=True,
+            timeout=60,
+            check=False,
+            env={**os.environ, "HOME": str(tmp_path)},
+        )
+    finally:
+        os.close(main)
+        os.close(terminal)
+    assert done.returncode == 2
+    assert done.stderr.decode().splitlines() == [
+        "okeguard: error: --manifests -: standard input is a terminal; pipe the manifests in"
+    ]

@@ -19,7 +19,7 @@ from okeguard.checks.engine import run_checks
 from okeguard.checks.model import Status
 from okeguard.config import Config
 from okeguard.errors import InputError
-from okeguard.inventory.manifests import load_manifests
+from okeguard.inventory.manifests import load_manifests, objects_from_documents
 from okeguard.inventory.shapes import field_problem
 from okeguard.inventory.snapshot import SNAPSHOT_SCHEMA, load_snapshot
 from okeguard.inventory.validate import FIELD_TYPES
@@ -110,6 +110,11 @@ def test_a_value_yaml_cannot_build_is_a_problem_with_line_and_field(
     assert doc["kind"] == "Pod" and rest[0][1] == {"kind": "Next"}
     line, field, text = problems[0]
     assert line == 3 and field.startswith("spec.field") and message in text
+
+
+def test_an_anchor_may_be_defined_again_as_yaml_says_and_kubectl_reads_it() -> None:
+    (_, doc, problems), *_ = documents("a: &x 1\nb: &x 2\nc: *x\n")
+    assert doc == {"a": 1, "b": 2, "c": 2} and not problems
 
 
 def test_an_alias_bomb_is_refused_quickly() -> None:
@@ -332,6 +337,11 @@ def test_every_read_field_type_is_listed_for_every_supported_kind() -> None:
     assert all("metadata" in shape and "spec" in shape for shape in FIELD_TYPES.values())
     assert field_problem({"spec": {"x": 1}}, FIELD_TYPES["Deployment"]) is None
     assert field_problem({"metadata": {"name": None}}, FIELD_TYPES["Pod"]) is None  # null = unset
+
+
+def test_documents_written_by_a_program_must_be_right() -> None:
+    with pytest.raises(InputError, match=r"<test>:1: Deployment bad: spec is the string 'x'"):
+        objects_from_documents([{**_deployment(), "spec": "x"}], "<test>")
 
 
 def test_a_yaml_problem_leaves_its_object_unevaluated_with_the_line(tmp_path: Path) -> None:
