@@ -63,6 +63,8 @@ class ScanReport:
     # report merged from several clusters, the per-cluster reports (recording needs their scopes).
     namespaces: tuple[str, ...] = ()
     parts: tuple[ScanReport, ...] = ()
+    # (cluster, one-line reason) of each cluster that could not be reached at all
+    unreachable: tuple[tuple[str, str], ...] = ()
 
     @property
     def open_findings(self) -> list[Finding]:
@@ -82,10 +84,12 @@ class ScanReport:
         """What could not be read, each with the checks it left unevaluated."""
         out = []
         for gap in self.gaps:
+            # a gap of no kind is a whole cluster that could not be read: it leaves every check
             affected = [
                 check_id
                 for check_id in self.checks_run
-                if (spec := get_check(check_id)) is not None and gap.kind in spec.reads
+                if (spec := get_check(check_id)) is not None
+                and (gap.kind is None or gap.kind in spec.reads)
             ]
             out.append(
                 {"source": gap.source, "kind": gap.kind, "reason": gap.reason, "checks": affected}

@@ -121,15 +121,34 @@ def _render_findings(rows: list[FindingRecord], output_format: str) -> str:
         return json.dumps([_finding_dict(r) for r in rows], indent=2, ensure_ascii=False)
     if output_format == "csv":
         return to_csv([_finding_dict(r) for r in rows], _FINDING_FIELDS)
-    lines = [f"{'STATUS':<14} {'SEVERITY':<9} {'CHECK':<34} {'CLUSTER':<16} RESOURCE"]
+    return findings_table(rows)
+
+
+def findings_table(rows: list[FindingRecord], width: int | None = None) -> str:
+    """The table for people: the ID column is the fingerprint prefix ``okeguard fix`` takes;
+    check and cluster columns are as wide as their longest value (capped), and the resource
+    gets the rest of the terminal's width, ending in an ellipsis when it does not fit."""
+    from okeguard.bot.formats.terminal import ellipsize, short_id, terminal_width
+
+    fit = terminal_width(width)
+    check_w = min(max([len("CHECK"), *(len(r.check_id) for r in rows)]), 34)
+    cluster_w = min(max([len("CLUSTER"), *(len(r.cluster) for r in rows)]), 16)
+    columns = (("STATUS", 14), ("SEVERITY", 9), ("ID", 12), ("CHECK", check_w))
+    head = " ".join(f"{name:<{w}}" for name, w in (*columns, ("CLUSTER", cluster_w)))
+    room = max(fit - len(head) - 1, 12) if fit else None
+    lines = [f"{head} RESOURCE"]
     for r in rows:
         where = (
             f"{r.resource_namespace}/{r.resource_name}" if r.resource_namespace else r.resource_name
         )
         container = f" [{r.resource_container}]" if r.resource_container else ""
+        resource = f"{r.resource_kind} {where}{container}"
+        cells = (r.status, r.severity, short_id(r.fingerprint), r.check_id, r.cluster)
+        widths = (14, 9, 12, check_w, cluster_w)
         lines.append(
-            f"{r.status:<14} {r.severity:<9} {r.check_id:<34} {r.cluster:<16} "
-            f"{r.resource_kind} {where}{container}"
+            " ".join(f"{ellipsize(c, w):<{w}}" for c, w in zip(cells, widths, strict=True))
+            + " "
+            + (ellipsize(resource, room) if room else resource)
         )
     lines.append(f"{len(rows)} finding{'s' if len(rows) != 1 else ''}")
     return "\n".join(lines)

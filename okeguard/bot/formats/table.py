@@ -1,5 +1,11 @@
 """``--format table`` (the default): findings grouped by severity, then a one-line summary.
 
+Each finding leads with its short fingerprint (the id ``okeguard fix`` takes), its check and its
+resource; the message follows, indented. Lines fit the terminal: messages wrap at word
+boundaries and long resource names end in an ellipsis (``terminal.terminal_width``: ``COLUMNS``, else
+the terminal on stdout; piped output is not wrapped). A report of several clusters starts with
+one line per cluster, saying which are complete and why the others are not.
+
 Coloured on a terminal (``NO_COLOR`` and ``--no-color`` respected); plain text otherwise.
 """
 
@@ -11,6 +17,7 @@ from datetime import datetime
 from rich.console import Console
 from rich.text import Text
 
+from okeguard.bot.formats.terminal import ellipsize, short_id, terminal_width, wrap
 from okeguard.checks.model import SEVERITIES_DESC, Finding, Status
 from okeguard.service import ScanReport
 
@@ -21,6 +28,7 @@ STYLES = {
     "low": "cyan",
     "info": "dim",
 }
+INDENT = "      "
 
 
 def local_time(value: datetime) -> str:
@@ -33,11 +41,16 @@ class _Segments:
     """Text pieces with optional rich styles. Without colour they are simply joined: building a
     rich ``Text`` of a few hundred thousand spans takes a second for a large cluster."""
 
-    def __init__(self) -> None:
+    def __init__(self, width: int | None) -> None:
         self.parts: list[tuple[str, str | None]] = []
+        self.width = width
 
     def append(self, text: str, style: str | None = None) -> None:
         self.parts.append((text, style))
+
+    def line(self, text: str, style: str | None = None, indent: str = "  ") -> None:
+        """One paragraph, wrapped to the width (continuation lines indented)."""
+        self.parts.append((wrap(text, self.width, indent, first_indent="") + "\n", style))
 
     def plain(self) -> str:
         return "".join(text for text, _ in self.parts)
@@ -52,19 +65,29 @@ class _Segments:
 def _finding_lines(
     out: _Segments, finding: Finding, extra: str | None = None, *, with_cluster: bool = False
 ) -> None:
-    out.append("  ")
-    out.append(finding.check_id, style="bold")
-    out.append("  ")
+    head = f"  {short_id(finding.fingerprint)}  {finding.check_id}  "
+    where = finding.resource.display()
     if with_cluster:
-        out.append(f"{finding.cluster}: ", style="dim")
-    out.append(finding.resource.display())
-    if finding.origin:
-        out.append(f"  ({finding.origin})", style="dim")
-    out.append("\n      ")
-    out.append(finding.message)
-    if extra:
-        out.append(f"\n      {extra}", style="dim")
+        where = f"{finding.cluster}: {where}"
+    origin = f"  ({finding.origin})" if finding.origin else ""
+    width = out.width
+    origin_below = False
+    if width is not None and len(head) + len(where) + len(origin) > width:
+        # the resource keeps the line; the origin moves below it, and a name too long ends in …
+        origin_below = bool(origin)
+        where = ellipsize(where, max(width - len(head), 12))
+    out.append(head[:2])
+    out.append(head[2:], style="bold")
+    out.append(where)
+    if origin and not origin_below:
+        out.append(origin, style="dim")
     out.append("\n")
+    if origin_below:
+        assert finding.origin is not None
+        out.append(wrap(f"at {finding.origin}", width, INDENT) + "\n", style="dim")
+    out.append(wrap(finding.message, width, INDENT) + "\n")
+    if extra:
+        out.append(wrap(extra, width, INDENT) + "\n", style="dim")
 
 
 def summary_line(report: ScanReport) -> str:
@@ -74,27 +97,59 @@ def summary_line(report: ScanReport) -> str:
     total = sum(counts.values())
     parts = ", ".join(f"{n} {sev}" for sev, n in counts.items() if n)
     detail = f" ({parts})" if parts else ""
+    dead = ""
+    if report.unreachable:
+        clusters = len(report.parts) or 1
+        dead = f" · {len(report.unreachable)} of {clusters} clusters unreachable"
     state = "complete" if report.complete else "INCOMPLETE"
     return (
         f"{report.cluster}: {total} open finding{'s' if total != 1 else ''}{detail}"
         f" · {status['exempt']} exempt · {status['unknown']} not evaluated"
-        f" · {len(report.checks_run)} checks on {report.objects_scanned} objects · {state}"
+        f" · {len(report.checks_run)} checks on {report.objects_scanned} objects{dead} · {state}"
     )
+
+
+def _clusters(out: _Segments, report: ScanReport) -> None:
+    """One line per cluster of a merged report: complete, or INCOMPLETE and why."""
+    parts = report.parts
+    name_width = max(len(p.cluster) for p in parts)
+    out.append("\nClusters:\n", style="bold")
+    for part in parts:
+        reason = dict(part.unreachable).get(part.cluster)
+        if reason is not None:
+            state, what, style = "INCOMPLETE", f"unreachable: {reason}", "bold yellow"
+        elif not part.complete:
+            kinds = ", ".join(dict.fromkeys(str(g["kind"]) for g in part.incomplete))
+            unknown = part.count_by_status()["unknown"]
+            what = f"{sum(part.count_by_severity().values())} open; not evaluated: {unknown}"
+            state, what, style = "INCOMPLETE", f"{what} (could not read {kinds})", "yellow"
+        else:
+            open_count = sum(part.count_by_severity().values())
+            state, what, style = "complete", f"{open_count} open", None
+        head = f"  {part.cluster:<{name_width}}  {state:<10}  "
+        out.append(wrap(what, out.width, " " * len(head), first_indent=head) + "\n", style=style)
 
 
 def render(
     report: ScanReport, *, color: bool = False, width: int | None = None, **_: object
 ) -> str:
-    out = _Segments()
+    """The table as text. ``width``: columns to fit (0: do not fit; None: the terminal's)."""
+    out = _Segments(terminal_width(width))
     several = "clusters" in report.source  # a merged report: findings of several clusters
     source = report.source.get("type", "?")
     when = f"evaluated at {local_time(report.evaluated_at)}"
-    out.append(f"okeguard scan of {report.cluster} ({source}, {when})\n", style="bold")
+    out.line(f"okeguard scan of {report.cluster} ({source}, {when})", style="bold")
+    if len(report.parts) > 1:
+        _clusters(out, report)
+    dead = {name for name, _ in report.unreachable}
     if not report.complete:
         for gap in report.incomplete:
+            if gap["kind"] is None and len(report.parts) > 1:
+                continue  # an unreachable cluster: its line above says why
             checks = ", ".join(gap["checks"]) or "none"
-            out.append(
-                f"INCOMPLETE: could not read {gap['kind']} ({gap['reason']}); not evaluated: {checks}\n",
+            what = gap["kind"] or "the cluster"
+            out.line(
+                f"INCOMPLETE: could not read {what} ({gap['reason']}); not evaluated: {checks}",
                 style="bold yellow",
             )
     open_findings = report.open_findings
@@ -108,7 +163,8 @@ def render(
         for finding in group:
             _finding_lines(out, finding, with_cluster=several)
     for status, title in ((Status.EXEMPT, "EXEMPT"), (Status.UNKNOWN, "NOT EVALUATED")):
-        group = [f for f in report.findings if f.status is status]
+        # the unknown findings of an unreachable cluster are every check: its line says so
+        group = [f for f in report.findings if f.status is status and f.cluster not in dead]
         if group:
             out.append(f"\n {title} ", style="bold")
             out.append(f" {len(group)}\n")
@@ -117,9 +173,13 @@ def render(
                 _finding_lines(out, finding, extra, with_cluster=several)
     if report.skipped_kinds:
         kinds = ", ".join(f"{kind} ({n})" for kind, n in sorted(report.skipped_kinds.items()))
-        out.append(f"\nSkipped kinds okeguard does not check: {kinds}\n", style="dim")
+        out.append("\n")
+        out.line(f"Skipped kinds okeguard does not check: {kinds}", style="dim")
     out.append("\n")
-    out.append(summary_line(report), style="bold" if report.complete else "bold yellow")
+    out.append(
+        wrap(summary_line(report), out.width, "  ", first_indent=""),
+        style="bold" if report.complete else "bold yellow",
+    )
     if not color:
         return out.plain() + "\n"
     buffer = io.StringIO()
@@ -127,8 +187,8 @@ def render(
         file=buffer,
         force_terminal=True,
         color_system="standard",
-        width=width or 10_000,
-        soft_wrap=width is None,
+        width=10_000,  # the lines are fitted above: rich must not wrap them again
+        soft_wrap=True,
         highlight=False,
     )
     console.print(out.styled())
