@@ -21,6 +21,7 @@ from datetime import date, datetime
 from typing import Any
 
 from okeguard.errors import one_line
+from okeguard.inventory.sensitive import may_hold_credential
 from okeguard.timestamps import parse_timestamp
 
 
@@ -47,7 +48,9 @@ TEXT = (str, datetime, date)
 _NAMES = {str: "a string", TEXT: "a string", bool: "a boolean", int: "an integer"}
 
 
-def _described(value: object) -> str:
+def _described(value: object, path: str = "") -> str:
+    if may_hold_credential(path) and not isinstance(value, Mapping | list | tuple | set):
+        return f"a value of type {type(value).__name__}"  # never quote what may be a secret
     if isinstance(value, bool):
         return f"the boolean {str(value).lower()}"
     if isinstance(value, Mapping):
@@ -86,7 +89,7 @@ def field_problem(value: object, shape: Shape, path: str = "") -> str | None:
         return None
     if isinstance(shape, dict):
         if not isinstance(value, dict):
-            return f"{path or 'the object'} is {_described(value)}, expected a mapping"
+            return f"{path or 'the object'} is {_described(value, path)}, expected a mapping"
         if "*" in shape:  # every value of the mapping
             return _first((v, shape["*"], f"{path}.{one_line(str(k))}") for k, v in value.items())
         for key, inner in shape.items():
@@ -97,7 +100,7 @@ def field_problem(value: object, shape: Shape, path: str = "") -> str | None:
         return None
     if isinstance(shape, list):
         if not isinstance(value, list):
-            return f"{path} is {_described(value)}, expected a list"
+            return f"{path} is {_described(value, path)}, expected a list"
         if shape[0] is not None:
             for index, item in enumerate(value):
                 found = field_problem(item, shape[0], f"{path}[{index}]")
@@ -105,7 +108,7 @@ def field_problem(value: object, shape: Shape, path: str = "") -> str | None:
                     return found
         return None
     expected = _mismatch(value, shape)
-    return f"{path} is {_described(value)}, expected {expected}" if expected else None
+    return f"{path} is {_described(value, path)}, expected {expected}" if expected else None
 
 
 Check = Callable[[object], bool]

@@ -24,6 +24,7 @@ stream with an :class:`~okeguard.errors.InputError` naming the file and line.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
@@ -42,6 +43,7 @@ from yaml.events import (
 )
 
 from okeguard.errors import InputError, one_line
+from okeguard.inventory.sensitive import may_hold_credential
 
 try:  # libyaml's parser (only its events are used): the pure-Python one is ~10x slower
     _Parser: type[Any] = yaml.CSafeLoader
@@ -228,7 +230,12 @@ def _build(get_event: Any) -> Iterator[tuple[int, Any, tuple[Problem, ...]]]:
 
     def problem(event: Any, message: str) -> None:
         if len(problems) < 100:
-            problems.append(Problem(event.start_mark.line + 1, _path(stack, frame), message))
+            found = Problem(event.start_mark.line + 1, _path(stack, frame), message)
+            if may_hold_credential(found.field):  # the message may quote a secret's value
+                found = dataclasses.replace(
+                    found, message="a value okeguard cannot read (not shown: it may be a secret)"
+                )
+            problems.append(found)
 
     while True:
         event = get_event()

@@ -447,3 +447,28 @@ def test_a_malformed_object_in_a_snapshot_is_not_evaluated(tmp_path: Path) -> No
 )
 def test_a_time_outside_what_datetime_holds_names_no_instant(value: object) -> None:
     assert parse_timestamp(value) is None
+
+
+# -- a message about a field that may hold a credential never quotes its value ----------------
+
+
+def test_a_mistyped_credential_field_is_named_without_its_value() -> None:
+    env = [{"name": "DB_PASSWORD", "value": 918273645501}]
+    problem = field_problem(_container(env=env), FIELD_TYPES["Deployment"])
+    assert problem is not None and "env[0].value" in problem
+    assert "918273645501" not in problem and "of type int" in problem
+    # an ordinary field still shows what it holds, so the user can find it
+    shown = field_problem(_container(securityContext="x"), FIELD_TYPES["Deployment"])
+    assert shown is not None and "'x'" in shown
+
+
+def test_an_unreadable_credential_value_is_named_without_its_value(tmp_path: Path) -> None:
+    text = (
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: shop}\n"
+        "data:\n  password: !Ref s3cr3t-0xfeed\n  colour: !Ref blue-0xbeef\n"
+    )
+    problems = [p for _, _, found in yaml_documents(text, "c.yaml") for p in found]
+    by_field = {p.field: p.message for p in problems}
+    assert "s3cr3t-0xfeed" not in by_field["data.password"]
+    assert "may be a secret" in by_field["data.password"]
+    assert "may be a secret" not in by_field["data.colour"]  # only credential fields are hidden
