@@ -464,11 +464,12 @@ def test_a_mistyped_credential_field_is_named_without_its_value() -> None:
 
 def test_an_unreadable_credential_value_is_named_without_its_value(tmp_path: Path) -> None:
     text = (
-        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: shop}\n"
-        "data:\n  password: !Ref s3cr3t-0xfeed\n  colour: !Ref blue-0xbeef\n"
+        "apiVersion: v1\nkind: ConfigMap\n"
+        "metadata: {name: c, namespace: shop, labels: {team: !Ref blue-0xbeef}}\n"
+        "data:\n  password: !Ref s3cr3t-0xfeed\n"
     )
     problems = [p for _, _, found in yaml_documents(text, "c.yaml") for p in found]
     by_field = {p.field: p.message for p in problems}
     assert "s3cr3t-0xfeed" not in by_field["data.password"]
     assert "may be a secret" in by_field["data.password"]
-    assert "may be a secret" not in by_field["data.colour"]  # only credential fields are hidden
+    assert "may be a secret" not in by_field["metadata.labels.team"]  # only credential fields
