@@ -103,15 +103,19 @@ def locate_finding(
     if ":" not in ref and len(ref) < 6:
         raise UsageError(f"finding '{ref}': give at least 6 characters of its fingerprint")
     hits: list[tuple[Finding, Inventory]] = []
+    findings: list[Finding] = []
     for inventory in inventories:
         now = inventory.captured_at if inventory.source.type == "demo" else None
         report = scan_inventory(inventory, config, now=now or datetime.now(UTC))
+        findings += report.findings
         hits += [(f, inventory) for f in report.findings if _matches(f, ref)]
     open_hits = [h for h in hits if h[0].status.value == "open"]
     if not hits:
-        raise UsageError(
-            f"no finding matches '{ref}' (fingerprints are in 'okeguard scan --format json')"
-        )
+        close = close_finding_ids(ref, findings)
+        named = [f"'{c}'" for c in close]
+        listed = f"{', '.join(named[:-1])} or {named[-1]}" if len(named) > 1 else "".join(named)
+        hint = f"did you mean {listed}?" if named else "the ID column of 'okeguard scan' lists them"
+        raise UsageError(f"no finding matches '{ref}' ({hint})")
     if not open_hits:
         raise UsageError(f"finding '{ref}' is {hits[0][0].status.value}, not open: nothing to fix")
     if len(open_hits) > 1:
@@ -120,8 +124,40 @@ def locate_finding(
     return open_hits[0]
 
 
-def render_plan(plan: Plan) -> str:
-    """The plan for people: what, where, each step, the risks and the diff."""
+def _where(finding: Finding) -> str:
+    r = finding.resource
+    return (
+        f"{finding.check_id}:{r.namespace}/{r.name}"
+        if r.namespace
+        else f"{finding.check_id}:{r.name}"
+    )
+
+
+def close_finding_ids(ref: str, findings: list[Finding], n: int = 3) -> list[str]:
+    """Ids of open findings close to ``ref``, best first: ``CHECK:NAMESPACE/NAME`` forms for a
+    ref in that form (or a bare check id), else fingerprint prefixes as the scan table shows
+    them (a ref is compared with the prefix of its own length, so one mistyped character in
+    it is still close)."""
+    import difflib
+
+    from okeguard.bot.formats.terminal import short_id
+
+    fixable = [f for f in findings if f.status.value == "open"]
+    if ":" in ref:
+        forms = list(dict.fromkeys(_where(f) for f in fixable))
+        return difflib.get_close_matches(ref, forms, n=n, cutoff=0.6)
+    of_check = list(dict.fromkeys(_where(f) for f in fixable if f.check_id == ref))
+    if of_check:
+        return of_check[:n]
+    needle = ref.lower()
+    prefixes = {f.fingerprint[: len(needle)]: short_id(f.fingerprint) for f in fixable}
+    close = difflib.get_close_matches(needle, list(prefixes), n=n, cutoff=0.75)
+    return [prefixes[c] for c in close]
+
+
+def render_plan(plan: Plan, *, color: bool = False) -> str:
+    """The plan for people: what, where, each step, the risks and the diff (its added lines
+    green and removed ones red when ``color``)."""
     lines = [
         f"Plan {plan.hash[:12]}  {plan.remediation} (variant {plan.variant}) for {plan.check_id}",
         f"  cluster {plan.cluster}, finding {plan.finding[:12]}",
@@ -137,8 +173,14 @@ def render_plan(plan: Plan) -> str:
     others = [v for v in plan.variants if v != plan.variant]
     if others:
         lines += ["", f"Other variants: {', '.join(others)} (--variant NAME)"]
-    lines += ["", "Diff:", plan.diff or "(no textual diff)"]
-    return "\n".join(lines) + "\n"
+    lines += ["", "Diff:"]
+    head = "\n".join(lines) + "\n"
+    diff = (plan.diff or "(no textual diff)").rstrip("\n") + "\n"
+    if color and plan.diff:
+        from okeguard.bot.formats.diff import colored_diff
+
+        diff = colored_diff(diff)
+    return head + diff
 
 
 def _live(
@@ -205,6 +247,9 @@ def _source_options(func: Any) -> Any:
     default="text",
     show_default=True,
 )
+@click.option(
+    "--no-color", is_flag=True, help="No colour in the diff, even on a terminal (or NO_COLOR)."
+)
 def fix_command(
     finding: str | None,
     demo: bool,
@@ -220,11 +265,12 @@ def fix_command(
     variant: str,
     yes: bool,
     output_format: str,
+    no_color: bool,
 ) -> None:
     """Preview, request, apply or roll back the fix of one finding.
 
-    FINDING is a fingerprint (at least 6 characters, from 'okeguard scan --format json') or
-    CHECK-ID:NAMESPACE/NAME.
+    FINDING is a fingerprint (at least 6 characters: the ID column of 'okeguard scan', or
+    'fingerprint' in its JSON) or CHECK-ID:NAMESPACE/NAME. The diff is coloured on a terminal.
 
     \b
     Examples:
@@ -279,7 +325,9 @@ def fix_command(
     if output_format == "json":
         _out(json.dumps({**plan.to_dict(), "hash": plan.hash}, indent=2, sort_keys=True))
     else:
-        _out(render_plan(plan))
+        from okeguard.bot.formats.terminal import use_color
+
+        _out(render_plan(plan, color=use_color(no_color)))
     if not (do_apply or do_request):
         return
     assert live is not None
