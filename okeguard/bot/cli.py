@@ -27,6 +27,7 @@ from okeguard.inventory.files import refuse_special_files
 
 EXIT_FINDINGS = 1
 EXIT_USAGE = 2
+EXIT_INTERNAL = 3  # a bug in okeguard, never a verdict: 1 stays reserved for findings
 SEVERITY_NAMES = ("critical", "high", "medium", "low", "info")
 
 
@@ -398,6 +399,16 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
+    except Exception as exc:  # a bug: one line and its own exit code, the traceback on request
+        if os.environ.get("OKEGUARD_DEBUG"):
+            raise
+        what = one_line(f"{type(exc).__name__}: {exc}")[:300]
+        click.echo(
+            f"okeguard: internal error: {what} (a bug in okeguard: rerun with OKEGUARD_DEBUG=1 "
+            "for the traceback and report it)",
+            err=True,
+        )
+        sys.exit(EXIT_INTERNAL)
     sys.exit(0)
 
 

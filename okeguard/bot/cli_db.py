@@ -297,9 +297,14 @@ def parse_duration(text: str) -> timedelta | None:
 
 def parse_since(value: str, now: datetime | None = None) -> datetime:
     """``7d``/``24h``/``30m``/``2w`` ago, or an ISO date/time (local time when it has no zone)."""
-    delta = parse_duration(value)
-    if delta is not None:
-        return (now or datetime.now(UTC)) - delta
+    try:
+        delta = parse_duration(value)
+        if delta is not None:
+            return (now or datetime.now(UTC)) - delta
+    except (OverflowError, ValueError):
+        raise UsageError(
+            f"--since: '{value}' reaches before the year 1 (give e.g. 7d, 24h or 2026-11-01)"
+        ) from None
     try:
         parsed = datetime.fromisoformat(value.strip())
     except ValueError:

@@ -147,3 +147,34 @@ def test_manifests_are_not_awaited_from_a_terminal(tmp_path: Path) -> None:
     assert done.stderr.decode().splitlines() == [
         "okeguard: error: --manifests -: standard input is a terminal; pipe the manifests in"
     ]
+
+
+def test_a_bug_is_one_line_with_its_own_exit_code_never_a_verdict(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A bug (here: the scan service raising what no user input can cause) must not print a
+    traceback nor exit 1, which CI reads as "findings"."""
+    from okeguard import service
+    from okeguard.bot.cli import EXIT_INTERNAL, main
+
+    def broken(*_: object, **__: object) -> None:
+        raise KeyError("cluster\nstate")
+
+    monkeypatch.setattr(service, "run_scan", broken)
+    monkeypatch.delenv("OKEGUARD_DEBUG", raising=False)
+    with pytest.raises(SystemExit) as exited:
+        main(["scan", "--demo"])
+    assert exited.value.code == EXIT_INTERNAL == 3
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("okeguard: internal error: KeyError:") and "OKEGUARD_DEBUG=1" in err
+    monkeypatch.setenv("OKEGUARD_DEBUG", "1")
+    with pytest.raises(KeyError):  # the traceback, on request
+        main(["scan", "--demo"])
+
+
+def test_a_since_too_far_back_is_refused_in_one_line(run: Run, tmp_path: Path) -> None:
+    env = {"OKEGUARD_DATABASE_URL": f"sqlite:///{tmp_path / 'a.db'}"}
+    result = run("audit", "list", "--since", "99999999999d", env=env)
+    assert result.returncode == 2
+    assert "--since: '99999999999d' reaches before the year 1" in one_error_line(result)
