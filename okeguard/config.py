@@ -22,7 +22,7 @@ from okeguard.config_access import (
     SlackConfig,
     check_access,
 )
-from okeguard.errors import ConfigError
+from okeguard.errors import ConfigError, OkeguardError
 
 # People and SlackConfig moved to config_access; importers keep using okeguard.config.
 __all__ = ["CliConfig", "Config", "ExceptionsConfig", "People", "SlackConfig", "load_config"]
@@ -30,6 +30,7 @@ __all__ = ["CliConfig", "Config", "ExceptionsConfig", "People", "SlackConfig", "
 Exposure = Literal["private", "internal", "public"]
 
 DEFAULT_SYSTEM_NAMESPACES = ("kube-system", "kube-public", "kube-node-lease")
+MAX_CONFIG_BYTES = 16 * 2**20  # a configuration is a few KiB; more is the wrong file
 
 
 class _Strict(BaseModel):
@@ -435,11 +436,22 @@ def load_config(path: str | Path | None) -> Config:
     """
     if path is None:
         return Config()
+    from okeguard.inventory.files import open_regular_file
+
     file = Path(path)
+    if not file.exists():
+        raise ConfigError(f"{file}: configuration file not found")
     try:
-        text = file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{file}: configuration file not found") from None
+        # regular files only: a FIFO would block and /dev/zero would be read for ever
+        with open_regular_file(file, what="configuration file") as handle:
+            raw = handle.read(MAX_CONFIG_BYTES + 1)
+        if len(raw) > MAX_CONFIG_BYTES:
+            raise ConfigError(
+                f"{file}: larger than {MAX_CONFIG_BYTES // 2**20} MiB: not a configuration"
+            )
+        text = raw.decode("utf-8")
+    except OkeguardError as exc:
+        raise ConfigError(str(exc)) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{file}: cannot read configuration: {exc}") from None
     try:

@@ -18,10 +18,12 @@ from typing import Any
 import yaml
 
 from okeguard.errors import ClusterAccessError, InputError
+from okeguard.inventory.files import open_regular_file
 from okeguard.inventory.model import KubeconfigUser
 from okeguard.inventory.sensitive import classify_key_material, looks_like_credential_name, marker
 
 DEFAULT_KUBECONFIG = "~/.kube/config"
+MAX_KUBECONFIG_BYTES = 64 * 2**20  # kubeconfigs with many clusters run to a few MiB
 
 try:  # the C loader is much faster; fall back when libyaml is missing
     _Loader: type[Any] = yaml.CSafeLoader
@@ -70,7 +72,12 @@ def kubeconfig_candidates(path: str | None = None) -> tuple[list[Path], bool]:
 
 def _parse(file: Path) -> Mapping[str, Any]:
     try:
-        text = file.read_text(encoding="utf-8")
+        # regular files only: a FIFO would block and /dev/zero would be read for ever
+        with open_regular_file(file, what="kubeconfig file") as handle:
+            raw = handle.read(MAX_KUBECONFIG_BYTES + 1)
+        if len(raw) > MAX_KUBECONFIG_BYTES:
+            raise InputError(f"{file}: larger than 64 MiB: not a kubeconfig file")
+        text = raw.decode("utf-8")
     except IsADirectoryError:
         raise InputError(f"{file}: is a directory, expected a kubeconfig file") from None
     except PermissionError:

@@ -30,9 +30,15 @@ def test_a_fifo_or_a_device_is_refused_instead_of_waited_on(run: Run, tmp_path: 
         ("scan", "--snapshot", "/dev/zero"),
         ("scan", "--demo", "--config", str(fifo)),
         ("scan", "--demo", "--config", "/dev/zero"),
+        # every command reading a configuration or a kubeconfig, not only scan
+        ("fix", "k8s.privileged:shop/web", "--config", str(fifo), "--cluster", "prod"),
+        ("remediations", "list", "--config", "/dev/zero"),
+        ("snapshot", "--kubeconfig", str(fifo), "-o", str(tmp_path / "s.jsonl")),
+        ("snapshot", "--kubeconfig", "/dev/zero", "-o", str(tmp_path / "s.jsonl")),
     ):
         line = one_error_line(run(*args))  # the fixture's timeout fails a hang
-        assert f"{args[-1]}: not a regular file (a pipe or a device)" in line
+        [special] = [a for a in args if a in (str(fifo), "/dev/zero")]
+        assert f"{special}: not a regular file (a pipe or a device)" in line
 
 
 def test_dev_zero_on_standard_input_is_not_text(tmp_path: Path) -> None:
