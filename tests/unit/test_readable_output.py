@@ -126,7 +126,7 @@ def test_piped_output_is_not_wrapped(report: ScanReport, monkeypatch: pytest.Mon
 
 
 def test_width_helpers() -> None:
-    assert terminal_width(10) == 40  # narrower than 40 columns helps nobody
+    assert terminal_width(10) == 50  # narrower than 50 columns helps nobody
     assert terminal_width(120) == 120
     assert ellipsize("abcdef", 4) == "abc" + ELLIPSIS and ellipsize("abc", 4) == "abc"
     assert wrap("alpha beta gamma delta", 13, "  ") == "  alpha beta\n  gamma delta"

@@ -71,13 +71,18 @@ def _finding_lines(
         where = f"{finding.cluster}: {where}"
     origin = f"  ({finding.origin})" if finding.origin else ""
     width = out.width
-    origin_below = False
+    origin_below = resource_below = False
     if width is not None and len(head) + len(where) + len(origin) > width:
-        # the resource keeps the line; the origin moves below it, and a name too long ends in …
+        # the resource keeps the line (or the next one, after a long check id); the origin
+        # moves below it, and a name too long for the line ends in an ellipsis
         origin_below = bool(origin)
-        where = ellipsize(where, max(width - len(head), 12))
+        resource_below = width - len(head) < 16
+        room = width - (len(INDENT) if resource_below else len(head))
+        where = ellipsize(where, room)
     out.append(head[:2])
-    out.append(head[2:], style="bold")
+    out.append(head[2:].rstrip() if resource_below else head[2:], style="bold")
+    if resource_below:
+        out.append(f"\n{INDENT}")
     out.append(where)
     if origin and not origin_below:
         out.append(origin, style="dim")

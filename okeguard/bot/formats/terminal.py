@@ -13,7 +13,7 @@ import textwrap
 from typing import TextIO
 
 ELLIPSIS = "…"
-MIN_WIDTH = 40  # narrower than this, wrapping makes a report harder to read, not easier
+MIN_WIDTH = 50  # the longest "  <id>  <check id>" head fits; narrower helps nobody
 SHORT_ID = 12  # hex characters of a fingerprint shown to people; `okeguard fix` accepts them
 
 
