@@ -65,7 +65,12 @@ def _run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_the_report_names_every_cluster_and_why_the_dead_ones_are_incomplete(fleet) -> None:
-    report = scan_configured(load_config(fleet))
+    done: list[tuple[str, int]] = []
+    report = scan_configured(
+        load_config(fleet), on_cluster=lambda r, n: done.append((r.cluster, n))
+    )
+    # progress hears of every cluster, the dead ones included
+    assert sorted(done) == [("healthy", 3), ("refused", 3), ("rejecting", 3)]
     assert report.cluster == "healthy, refused, rejecting"
     assert not report.complete
     reasons = dict(report.unreachable)
