@@ -101,7 +101,7 @@ def cli(verbose: int) -> None:
     "manifests",
     multiple=True,
     metavar="PATH",
-    help="Manifest file or directory (recursive); '-' reads standard input. Repeatable; extra PATHs may follow.",
+    help="Manifest file or directory (recursive); '-' reads standard input. Repeatable.",
 )
 @click.argument("paths", nargs=-1, metavar="[PATH]...")
 @click.option(
@@ -164,6 +164,9 @@ def cli(verbose: int) -> None:
     "created or migrated on first use).",
 )
 @click.option("-q", "--quiet", is_flag=True, help="No progress or summary on stderr.")
+@click.option(
+    "-v", "--verbose", count=True, help="List skipped files; more log output (-vv for debug)."
+)
 def scan(
     demo: bool,
     manifests: tuple[str, ...],
@@ -182,56 +185,45 @@ def scan(
     no_color: bool,
     record: bool,
     quiet: bool,
+    verbose: int,
 ) -> None:
     """Scan a cluster, a snapshot or manifests against the OKE security best practices.
 
+    PATHs are manifest files and directories, as with --manifests. A directory is walked:
+    YAML and JSON files that are not Kubernetes objects are skipped and counted, kustomizations
+    are rendered with kubectl and Helm charts with helm when they are on PATH.
+
     \b
     Exit status: 0 when nothing at or above --fail-on is open, 1 when something is,
-    2 for bad usage or unreadable input.
+    2 for bad usage or unreadable input, or input with no Kubernetes objects.
     \b
     Examples:
       okeguard scan --demo
-      okeguard scan --manifests deploy/ charts/rendered.yaml --fail-on high
-      kustomize build overlays/prod | okeguard scan --manifests - --format json | jq .summary
+      okeguard scan deploy/ charts/rendered.yaml --fail-on high
+      okeguard scan -v .      # a repository; -v lists the files skipped
+      kubectl kustomize overlays/prod | okeguard scan - --format json | jq .summary
       okeguard scan --config okeguard.yaml --cluster shop-prod   # Kubernetes and OCI together
     """
+    from okeguard.bot.cli_scan import apply_verbosity, manifest_paths, scan_notes, scan_request
     from okeguard.bot.formats import renderer
-    from okeguard.config import load_config
-    from okeguard.service import ScanRequest, gc_paused, run_scan, validate_source
+    from okeguard.service import gc_paused, run_scan
 
-    if paths and not manifests:
-        raise UsageError(f"unexpected argument '{paths[0]}' (manifest paths go after --manifests)")
-    if "-" in manifests + paths and sys.stdin.isatty():
-        raise UsageError("--manifests -: standard input is a terminal; pipe the manifests in")
+    verbose = apply_verbosity(verbose)
     refuse_special_files(config_path, kubeconfig)  # a FIFO or a device would hang the scan
     threshold = _parse_severity(fail_on)
-    source = ScanRequest(demo=demo, manifests=manifests + paths, snapshot=snapshot, context=context)
-    from_config = config_path is not None and not (
-        demo or manifests or paths or snapshot or context
-    )
-    if clusters and not from_config:
-        raise UsageError(
-            "--cluster selects clusters of --config; it cannot be combined with another source"
-        )
-    if not from_config:
-        validate_source(source)
-    if demo and config_path is None:
-        from okeguard.inventory.demo import demo_config_path
-
-        demo_config = demo_config_path()
-        config_path = str(demo_config) if demo_config else None
-    config = load_config(config_path)
-    request = ScanRequest(
+    request, from_config = scan_request(
         demo=demo,
-        manifests=manifests + paths,
+        manifests=manifest_paths(manifests, paths),
         snapshot=snapshot,
         context=context,
         kubeconfig=kubeconfig,
         checks=checks,
         namespaces=namespaces,
-        config=config,
+        config_path=config_path,
+        clusters=clusters,
         cluster_name=cluster_name,
     )
+    config = request.config
     if from_config:
         from okeguard.fleet import scan_configured
 
@@ -240,6 +232,8 @@ def scan(
     else:
         with _progress("Scanning…", quiet or context is None):
             report = run_scan(request)
+    for note in scan_notes(report, checks, namespaces, verbose=verbose, quiet=quiet):
+        click.echo(note, err=True)
     color = output is None and _use_color(no_color)
     with gc_paused():  # rendering allocates an object or more per finding, like loading
         text = renderer(output_format)(report, color=color)

@@ -1,26 +1,36 @@
 """Loading Kubernetes manifests: files, directories (recursively), multi-document YAML or JSON,
-``kind: List``, and standard input (``-``).
+``kind: List``, rendered kustomizations and Helm charts, and standard input (``-``).
 
 Files are read in chunks and built document by document (:mod:`okeguard.inventory.yaml_stream`),
 so memory follows the objects kept, not the text read. Only regular files are read: a FIFO or a
 device named on the command line is refused instead of waited on or read forever.
 
+A directory is a repository as it is: in a walk, a YAML or JSON file whose documents are not
+Kubernetes objects (``values.yaml``, ``docker-compose.yml``, ``package.json``, a CI workflow) is
+skipped and counted, hidden directories (``.git``) and vendored ones (``node_modules``) are not
+entered, and kustomizations and Helm charts are rendered (:mod:`okeguard.inventory.render`)
+rather than read file by file. A file named on the command line must hold Kubernetes objects.
+
 Errors name the file, and the line for YAML syntax errors. Unknown kinds are skipped and counted.
 An object with a field of the wrong type, or a value YAML cannot build, is not evaluated: it is
 kept aside (:class:`~okeguard.inventory.model.Unevaluated`, reported ``unknown`` by the checks
-that read its kind) and the rest is scanned.
+that read its kind) and the rest is scanned. Input that holds no Kubernetes object at all is an
+error: a scan of nothing must not pass.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from okeguard.errors import InputError, one_line
+from okeguard.inventory import render
 from okeguard.inventory.files import open_regular_file
 from okeguard.inventory.model import Inventory, K8sObject, SourceInfo, Unevaluated, build_inventory
 from okeguard.inventory.normalize import NotAnObject
@@ -28,25 +38,61 @@ from okeguard.inventory.validate import admit
 from okeguard.inventory.yaml_stream import Problem, yaml_documents
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+# Directories of other people's code, never our manifests: not entered by a walk.
+VENDOR_DIRS = frozenset(
+    {"node_modules", "bower_components", "vendor", "venv", "site-packages", "__pycache__"}
+)
 WARNED_OBJECTS = 10  # objects not evaluated named one by one on stderr; the rest are counted
+_CHUNK = 1 << 20
 
 log = logging.getLogger(__name__)
 
 
 class _Loaded:
-    """What the documents read so far hold: objects, objects not evaluated, skipped kinds."""
+    """What the documents read so far hold: objects, objects not evaluated, skipped kinds, and
+    how many documents were Kubernetes objects (of any kind)."""
 
     def __init__(self) -> None:
         self.objects: list[K8sObject] = []
         self.unevaluated: list[Unevaluated] = []
         self.skipped: Counter[str] = Counter()
+        self.documents = 0
 
-    def read(self, source: IO[bytes] | str, label: str) -> None:
+    def read(
+        self,
+        source: IO[bytes] | str,
+        label: str,
+        *,
+        lenient: bool = False,
+        origin: Callable[[int], str] | None = None,
+    ) -> str | None:
+        """Read the documents of one input (``label`` names it in errors; ``origin`` maps a
+        document's line to where its objects came from, ``label:line`` by default).
+
+        With ``lenient`` (a file found by a directory walk), an input none of whose documents is
+        a Kubernetes object is not an error: the reason is returned (``no kind``, ``empty``).
+        Documents that are not objects beside ones that are are an error either way."""
+        first_other: str | None = None
+        before = self.documents
         for line, doc, problems in yaml_documents(source, label):
             if doc is None and not problems:
                 continue  # an empty document between two '---'
-            for item, origin, found in _flatten(doc, line, label, problems):
-                self.add(item, origin, found, label)
+            where = origin(line) if origin is not None else f"{label}:{line}"
+            if lenient and not _looks_like_an_object(doc, problems):
+                first_other = first_other or f"{where}: {_not_an_object(doc)}"
+                if self.documents > before:
+                    raise InputError(first_other)
+                continue
+            if first_other is not None:
+                raise InputError(first_other)
+            for item, item_origin, found in _flatten(doc, where, problems):
+                self.add(item, item_origin, found, label)
+            self.documents += 1
+        if self.documents > before:
+            return None
+        if first_other is None:
+            return "empty"
+        return first_other.rpartition(": not a Kubernetes object: ")[2] or "not an object"
 
     def add(self, item: Any, origin: str, problems: Sequence[Problem], label: str) -> None:
         reasons = [f"line {p.line}, {p.field}: {p.message}" for p in problems]
@@ -65,8 +111,23 @@ class _Loaded:
             self.objects.append(admitted)
 
 
+def _looks_like_an_object(doc: Any, problems: Sequence[Problem]) -> bool:
+    """True for a document with an apiVersion and a kind, or whose kind or apiVersion could not
+    be read (that is an error to report, not a file to skip)."""
+    if isinstance(doc, dict) and doc.get("apiVersion") and doc.get("kind"):
+        return True
+    return any(p.path[:1] in (("kind",), ("apiVersion",)) for p in problems)
+
+
+def _not_an_object(doc: Any) -> str:
+    if not isinstance(doc, dict):
+        return f"not a Kubernetes object: a {type(doc).__name__}, not a mapping"
+    missing = "apiVersion" if not doc.get("apiVersion") else "kind"
+    return f"not a Kubernetes object: no {missing}"
+
+
 def _flatten(
-    doc: Any, line: int, label: str, problems: Sequence[Problem]
+    doc: Any, where: str, problems: Sequence[Problem]
 ) -> Iterator[tuple[Any, str, list[Problem]]]:
     """The objects of a document: the items of a ``kind: List`` (each with the problems found
     inside it), or the document itself."""
@@ -75,9 +136,9 @@ def _flatten(
         if isinstance(items, list):
             for index, item in enumerate(items):
                 inside = [p for p in problems if p.path[:2] == ("items", index)]
-                yield item, f"{label}:{line} (items[{index}])", inside
+                yield item, f"{where} (items[{index}])", inside
             return
-    yield doc, f"{label}:{line}", list(problems)
+    yield doc, where, list(problems)
 
 
 def parse_manifest_text(
@@ -92,22 +153,112 @@ def parse_manifest_text(
     return loaded.objects
 
 
-def _files(path: Path) -> Iterator[Path]:
-    if path.is_dir():
-        for child in sorted(path.rglob("*")):
-            hidden = any(part.startswith(".") for part in child.relative_to(path).parts)
-            if child.suffix.lower() in MANIFEST_SUFFIXES and child.is_file() and not hidden:
-                yield child
-    else:
-        yield path
+@dataclass(frozen=True)
+class _Input:
+    """One thing to read: a manifest file, or a directory to render (``kustomize``, ``helm``).
+    ``named`` is true for a path given on the command line."""
+
+    kind: str
+    path: Path
+    named: bool
 
 
-def _read_file(loaded: _Loaded, file: Path) -> None:
+def _walk(root: Path) -> Iterator[_Input]:
+    """The inputs under a directory, in name order: kustomizations and charts as a whole (their
+    files are a renderer's input), other YAML and JSON files one by one."""
+    for folder, dirs, files in os.walk(root):
+        here = Path(folder)
+        kind = render.renderer_of(files)
+        if kind is not None:
+            dirs[:] = []
+            yield _Input(kind, here, named=here == root)
+            continue
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in VENDOR_DIRS)
+        for name in sorted(files):
+            file = here / name
+            if name.startswith(".") or file.suffix.lower() not in MANIFEST_SUFFIXES:
+                continue
+            if file.is_file():  # not a FIFO, a device or a broken link
+                yield _Input("file", file, named=False)
+
+
+def _inputs(paths: Sequence[str]) -> list[_Input]:
+    """What the command-line paths hold, less what a kustomization builds from: its bases and
+    patches are read through it, not again on their own."""
+    found: list[_Input] = []
+    for raw in paths:
+        path = Path(raw)
+        if raw == "-":
+            found.append(_Input("stdin", path, named=True))
+        elif path.is_dir():
+            found.extend(_walk(path))
+        elif path.name in render.KUSTOMIZATION_FILES:
+            found.append(_Input("kustomize", path.parent, named=True))
+        elif path.name == render.CHART_FILE:
+            found.append(_Input("helm", path.parent, named=True))
+        else:
+            found.append(_Input("file", path, named=True))  # a missing path is named when opened
+    used: set[Path] = set()
+    for item in found:
+        if item.kind == "kustomize":
+            used.update(render.kustomization_references(item.path))
+    if not used:
+        return found
+    return [item for item in found if item.named or not _within(item.path.resolve(), used)]
+
+
+def _within(path: Path, used: set[Path]) -> bool:
+    return path in used or any(parent in used for parent in path.parents)
+
+
+@dataclass
+class _Walked:
+    """What the inputs gave beside objects, for the report's source."""
+
+    files: int = 0
+    skipped_files: list[str] = field(default_factory=list)
+    rendered: list[str] = field(default_factory=list)
+    not_rendered: list[dict[str, str]] = field(default_factory=list)
+
+
+def _read_file(loaded: _Loaded, file: Path, lenient: bool) -> str | None:
+    before = loaded.documents
     with open_regular_file(file, what="manifest file or directory") as stream:
         try:
-            loaded.read(stream, str(file))
+            return loaded.read(stream, str(file), lenient=lenient)
         except OSError as exc:
             raise InputError(f"{file}: cannot read: {exc.strerror}") from None
+        except InputError:
+            # a walk meets JSON with comments, templates and other near-YAML: skip what does
+            # not parse unless it names an apiVersion (then it is a broken manifest)
+            if lenient and loaded.documents == before and not _mentions_api_version(file):
+                return "not YAML or JSON that can be read"
+            raise
+
+
+def _mentions_api_version(file: Path) -> bool:
+    tail = b""
+    with open_regular_file(file) as stream:
+        while chunk := stream.read(_CHUNK):
+            if b"apiVersion" in tail + chunk:
+                return True
+            tail = chunk[-16:]
+    return False
+
+
+def _render(loaded: _Loaded, item: _Input, walked: _Walked) -> None:
+    if item.kind == "kustomize":
+        result: render.Rendered | render.NotRendered | None = render.render_kustomization(item.path)
+    else:
+        result = render.render_chart(item.path)
+    if result is None:
+        log.info("skipped %s: a Helm library chart renders no objects", item.path)
+    elif isinstance(result, render.NotRendered):
+        log.warning("%s", one_line(result.reason))
+        walked.not_rendered.append({"path": str(item.path), "reason": result.reason})
+    else:
+        loaded.read(result.text, result.label, origin=result.origins())
+        walked.rendered.append(str(item.path))
 
 
 def _warn(unevaluated: Sequence[Unevaluated]) -> None:
@@ -121,29 +272,73 @@ def _warn(unevaluated: Sequence[Unevaluated]) -> None:
         log.warning("%d more objects not evaluated (see the findings of status unknown)", more)
 
 
+def _namespaces(loaded: _Loaded) -> list[str]:
+    """The namespaces the input names: of its namespaced objects, and its Namespace objects."""
+    found = {o.namespace for o in loaded.objects if o.namespace is not None}
+    found.update(o.name for o in loaded.objects if o.kind == "Namespace")
+    found.update(u.obj.namespace for u in loaded.unevaluated if u.obj.namespace is not None)
+    return sorted(found)
+
+
+def _nothing_to_scan(paths: Sequence[str], walked: _Walked) -> InputError:
+    where = ", ".join("standard input" if p == "-" else p for p in paths)
+    notes = []
+    if walked.skipped_files:
+        count = len(walked.skipped_files)
+        notes.append(f"skipped {skipped_files_phrase(count)}, -v lists them")
+    if walked.not_rendered:
+        count = len(walked.not_rendered)
+        notes.append(f"{count} director{'ies' if count > 1 else 'y'} not rendered, see above")
+    note = f" ({'; '.join(notes)})" if notes else ""
+    return InputError(f"nothing to scan: no Kubernetes objects in {where}{note}")
+
+
+def skipped_files_phrase(count: int) -> str:
+    """``3 files that are not Kubernetes objects`` (the summary's words)."""
+    if count == 1:
+        return "1 file that is not a Kubernetes object"
+    return f"{count} files that are not Kubernetes objects"
+
+
 def load_manifests(
     paths: Sequence[str], *, cluster: str = "manifests", stdin_text: str | None = None
 ) -> Inventory:
     """Load manifests from files, directories and ``-`` (standard input) into an inventory.
 
-    The result is not a whole-cluster view: checks that need one are not applicable.
+    The result is not a whole-cluster view: checks that need one are not applicable. Its source
+    lists the files skipped as not Kubernetes objects, the directories rendered and those that
+    could not be, and the namespaces the input names. Raises :class:`InputError` when the input
+    holds no Kubernetes object at all.
     """
     loaded = _Loaded()
-    files_read = 0
-    for raw_path in paths:
-        if raw_path == "-":
+    walked = _Walked()
+    for item in _inputs(paths):
+        if item.kind == "stdin":
             loaded.read(stdin_text if stdin_text is not None else sys.stdin.buffer, "<stdin>")
-            files_read += 1
-            continue
-        path = Path(raw_path)
-        for file in _files(path):  # a missing path is named when opened
-            _read_file(loaded, file)
-            files_read += 1
+            walked.files += 1
+        elif item.kind == "file":
+            why = _read_file(loaded, item.path, lenient=not item.named)
+            if why is None or item.named:
+                walked.files += 1
+            else:
+                log.info("skipped %s: not a Kubernetes object (%s)", item.path, why)
+                walked.skipped_files.append(str(item.path))
+        else:
+            _render(loaded, item, walked)
+    if loaded.documents == 0:
+        raise _nothing_to_scan(paths, walked)
     _warn(loaded.unevaluated)
+    detail: dict[str, Any] = {"paths": list(paths), "files": walked.files}
+    detail["skipped_files"] = walked.skipped_files
+    if walked.rendered:
+        detail["rendered"] = walked.rendered
+    if walked.not_rendered:
+        detail["not_rendered"] = walked.not_rendered
+    detail["namespaces"] = _namespaces(loaded)
     return build_inventory(
         loaded.objects,
         cluster=cluster,
-        source=SourceInfo("manifests", {"paths": list(paths), "files": files_read}),
+        source=SourceInfo("manifests", detail),
         whole_cluster=False,
         skipped_kinds=dict(loaded.skipped),
         unevaluated=loaded.unevaluated,
@@ -155,7 +350,7 @@ def objects_from_documents(docs: Iterable[Any], label: str = "<documents>") -> l
     by a program must be right: one that would not be evaluated raises :class:`InputError`."""
     loaded = _Loaded()
     for index, doc in enumerate(docs):
-        for item, origin, problems in _flatten(doc, index + 1, label, ()):
+        for item, origin, problems in _flatten(doc, f"{label}:{index + 1}", ()):
             loaded.add(item, origin, problems, label)
     for item in loaded.unevaluated:
         raise InputError(f"{item.obj.origin}: {item.obj.kind} {item.obj.name}: {item.reason}")
