@@ -11,6 +11,7 @@ import inspect
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 
 from okeguard.checks.model import ResourceRef, Severity, Status
 from okeguard.config import Config
@@ -44,20 +45,30 @@ class CheckContext:
 
     def workloads(self) -> Iterator[Workload]:
         """Workloads subject to workload checks (system namespaces left out unless configured)."""
-        settings = self.config.checks
-        skip = () if settings.include_system_namespaces else settings.system_namespaces
-        for workload in self.inventory.workloads:
-            if workload.namespace not in skip:
-                yield workload
+        return iter(self._workloads)
 
     def containers(self, *, linux_only: bool = False) -> Iterator[tuple[Workload, Container]]:
         """Every container (all kinds) of :meth:`workloads`, with its workload. ``linux_only``
         leaves out pods that declare ``os.name: windows``, where Linux security fields do not apply."""
-        for workload in self.workloads():
-            if linux_only and is_windows(workload.pod_spec):
-                continue
-            for container in workload.containers:
-                yield workload, container
+        return iter(self._linux_containers if linux_only else self._containers)
+
+    # Worked out once for the twenty-odd checks that walk them: a large cluster has tens of
+    # thousands of workloads and containers.
+    @cached_property
+    def _workloads(self) -> tuple[Workload, ...]:
+        settings = self.config.checks
+        skip = () if settings.include_system_namespaces else settings.system_namespaces
+        return tuple(w for w in self.inventory.workloads if w.namespace not in skip)
+
+    @cached_property
+    def _containers(self) -> tuple[tuple[Workload, Container], ...]:
+        return tuple((w, c) for w in self._workloads for c in w.containers)
+
+    @cached_property
+    def _linux_containers(self) -> tuple[tuple[Workload, Container], ...]:
+        return tuple(
+            (w, c) for w in self._workloads if not is_windows(w.pod_spec) for c in w.containers
+        )
 
 
 CheckFunc = Callable[[CheckContext], Iterable[Hit]]

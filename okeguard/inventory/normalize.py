@@ -25,6 +25,7 @@ from okeguard.inventory.model import (
     pod_template,
 )
 from okeguard.inventory.sensitive import (
+    MARKER_PREFIX,
     classify_key_material,
     looks_like_credential_name,
     marker,
@@ -157,12 +158,14 @@ def _redact_env(container: MutableMapping[str, Any]) -> None:
         if not isinstance(var, dict):
             continue
         value = var.get("value")
-        if value is None or value == "" or marker_label(value) is not None:
+        if value is None or value == "":
             continue
         if not isinstance(value, str):
             # a number or mapping the API server would refuse, but a manifest may hold
             if looks_like_credential_name(str(var.get("name") or "")):
                 var["value"] = marker("credential", str(value))
+            continue
+        if value.startswith(MARKER_PREFIX):
             continue
         label = classify_key_material(value)
         if label:
