@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+import difflib
+import logging
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import chain
@@ -10,19 +12,31 @@ from itertools import chain
 from okeguard.checks.model import Finding, ResourceRef, Severity, Status, fingerprint
 from okeguard.checks.registry import CheckContext, CheckSpec, Hit, all_checks
 from okeguard.config import Config
-from okeguard.inventory.model import Inventory
+from okeguard.errors import one_line
+from okeguard.inventory.model import Inventory, K8sObject
 
 EXEMPT_ANNOTATION = "okeguard.io/exempt"
 EXEMPT_REASON_ANNOTATION = "okeguard.io/exempt-reason"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class CheckRun:
-    """The outcome of running checks on one inventory."""
+    """The outcome of running checks on one inventory.
+
+    ``warnings`` are one-line messages for people (also logged as warnings, which the command
+    line prints on stderr): e.g. an ``okeguard.io/exempt`` annotation naming no known check.
+    """
 
     findings: list[Finding]
     checks_run: list[str]
     not_applicable: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def exempt_ids(listed: object) -> set[str]:
+    """The check ids (or ``*``) an ``okeguard.io/exempt`` value names: comma-separated."""
+    return {part.strip() for part in str(listed).split(",")} - {""}
 
 
 def _exemption(hit: Hit, check_id: str) -> str | None:
@@ -34,10 +48,65 @@ def _exemption(hit: Hit, check_id: str) -> str | None:
         listed = source.get(EXEMPT_ANNOTATION)
         if not listed:
             continue
-        ids = {part.strip() for part in str(listed).split(",")}
+        ids = exempt_ids(listed)
         if check_id in ids or "*" in ids:
             return str(source.get(EXEMPT_REASON_ANNOTATION) or "no reason given")
     return None
+
+
+def _exempt_value(annotations: object) -> object:
+    """The ``okeguard.io/exempt`` value among ``annotations`` (None when there is none)."""
+    return annotations.get(EXEMPT_ANNOTATION) if isinstance(annotations, dict | Mapping) else None
+
+
+def _exempt_listings(
+    inventory: Inventory, namespaces: Collection[str] | None
+) -> Iterator[tuple[K8sObject, object]]:
+    """(object, ``okeguard.io/exempt`` value) for every object and every workload's pod template
+    that carries one (the places it is read from), inside the ``--namespace`` filter."""
+    for objects in inventory.objects.values():
+        for obj in objects:
+            metadata = obj.raw.get("metadata")
+            listed = _exempt_value(metadata.get("annotations")) if metadata else None
+            if listed and (
+                not namespaces
+                or (
+                    obj.namespace in namespaces
+                    if obj.namespace is not None
+                    else obj.kind == "Namespace" and obj.name in namespaces
+                )
+            ):
+                yield obj, listed
+    for workload in inventory.workloads:
+        listed = _exempt_value(workload.pod_metadata.get("annotations"))
+        if listed and (not namespaces or workload.namespace in namespaces):
+            yield workload.obj, listed
+
+
+def exempt_annotation_warnings(
+    inventory: Inventory, namespaces: Collection[str] | None = None
+) -> list[str]:
+    """One warning per unknown check id named in an ``okeguard.io/exempt`` annotation, naming
+    the first object that carries it (and how many more do) with the closest known id."""
+    known = {spec.id for spec in all_checks()}
+    seen: dict[str, tuple[K8sObject, int]] = {}
+    for obj, listed in _exempt_listings(inventory, namespaces):
+        for check_id in sorted(exempt_ids(listed) - known - {"*"}):
+            first, count = seen.get(check_id, (obj, 0))
+            seen[check_id] = (first, count + 1)
+    warnings = []
+    for check_id, (obj, count) in seen.items():
+        where = f"{obj.kind} {obj.namespace + '/' if obj.namespace else ''}{obj.name}"
+        if obj.origin:
+            where += f" ({obj.origin})"
+        more = f" and {count - 1} more object(s)" if count > 1 else ""
+        close = difflib.get_close_matches(check_id, sorted(known), n=1, cutoff=0.6)
+        hint = f"did you mean '{close[0]}'?" if close else "run 'okeguard checks' for the list"
+        warnings.append(
+            f"{where}{more}: {EXEMPT_ANNOTATION} names unknown check id '{check_id}', "
+            f"which exempts nothing ({hint})"
+        )
+    return warnings
 
 
 def _in_namespaces(resource: ResourceRef, namespaces: Collection[str]) -> bool:
@@ -106,7 +175,10 @@ def run_checks(
         hits: Iterable[Hit] = gaps or chain(spec.func(ctx), _unevaluated_findings(spec, inventory))
         findings.extend(_to_findings(spec, hits, inventory.cluster, namespaces))
     findings.sort(key=finding_sort_key)
-    return CheckRun(findings, checks_run, not_applicable)
+    warnings = exempt_annotation_warnings(inventory, namespaces)
+    for warning in warnings:
+        log.warning("%s", one_line(warning))
+    return CheckRun(findings, checks_run, not_applicable, warnings)
 
 
 def _to_findings(
