@@ -14,7 +14,6 @@ The Slack bot and the command line both call these functions.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -33,6 +32,8 @@ from okeguard.audit.stores import add_exception, decide_exception, remove_except
 from okeguard.audit.types import utcnow
 from okeguard.config import ExceptionsConfig
 from okeguard.errors import OkeguardError
+from okeguard.waivers import Waiver as Waiver  # defined there, with the ignore file's waivers
+from okeguard.waivers import selector_part as _part
 
 MAX_ID = 2**31 - 1  # ids are 32-bit integers on PostgreSQL
 FAR_FUTURE = datetime.max.replace(tzinfo=UTC)  # what an expiry too large to compute becomes
@@ -40,32 +41,6 @@ FAR_FUTURE = datetime.max.replace(tzinfo=UTC)  # what an expiry too large to com
 
 class ExceptionRefused(OkeguardError):
     """An exception change was refused (too long, not an approver, their own…); audited."""
-
-
-@dataclass(frozen=True)
-class Waiver:
-    """What someone asks to except: a check, a selector (None or ``*``: any), why, until when."""
-
-    check_id: str
-    reason: str
-    expires_at: datetime | None
-    cluster: str | None = None
-    kind: str | None = None
-    namespace: str | None = None
-    name: str | None = None
-
-    @property
-    def fleet_wide(self) -> bool:
-        """Neither a cluster nor a resource name: it waives the check everywhere."""
-        return _open(self.cluster) and _open(self.name)
-
-
-def _open(part: str | None) -> bool:
-    return part is None or part.strip() in ("", "*")
-
-
-def _part(part: str | None) -> str | None:
-    return None if _open(part) else part
 
 
 def refuse(
