@@ -83,8 +83,8 @@ def cli(verbose: int) -> None:
     \b
     Examples:
       okeguard scan --demo
-      okeguard scan --manifests k8s/ --format sarif > okeguard.sarif
-      helm template shop ./chart | okeguard scan --manifests - --fail-on high
+      okeguard scan . --format sarif > okeguard.sarif     # a repository
+      helm template shop ./chart | okeguard scan - --fail-on high
       okeguard scan --context prod --namespace payments
       okeguard snapshot --context prod -o prod.jsonl && okeguard scan --snapshot prod.jsonl
     """

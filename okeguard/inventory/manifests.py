@@ -72,27 +72,25 @@ class _Loaded:
         With ``lenient`` (a file found by a directory walk), an input none of whose documents is
         a Kubernetes object is not an error: the reason is returned (``no kind``, ``empty``).
         Documents that are not objects beside ones that are are an error either way."""
-        first_other: str | None = None
+        other: tuple[str, str] | None = None  # (where, why) of the first document not an object
         before = self.documents
         for line, doc, problems in yaml_documents(source, label):
             if doc is None and not problems:
                 continue  # an empty document between two '---'
             where = origin(line) if origin is not None else f"{label}:{line}"
-            if lenient and not _looks_like_an_object(doc, problems):
-                first_other = first_other or f"{where}: {_not_an_object(doc)}"
-                if self.documents > before:
-                    raise InputError(first_other)
+            is_object = not lenient or _looks_like_an_object(doc, problems)
+            if not is_object:
+                other = other or (where, _why_not_an_object(doc))
+            if other is not None and (is_object or self.documents > before):
+                raise InputError(f"{other[0]}: not a Kubernetes object: {other[1]}")  # mixed
+            if not is_object:
                 continue
-            if first_other is not None:
-                raise InputError(first_other)
             for item, item_origin, found in _flatten(doc, where, problems):
                 self.add(item, item_origin, found, label)
             self.documents += 1
         if self.documents > before:
             return None
-        if first_other is None:
-            return "empty"
-        return first_other.rpartition(": not a Kubernetes object: ")[2] or "not an object"
+        return other[1] if other is not None else "empty"
 
     def add(self, item: Any, origin: str, problems: Sequence[Problem], label: str) -> None:
         reasons = [f"line {p.line}, {p.field}: {p.message}" for p in problems]
@@ -119,11 +117,10 @@ def _looks_like_an_object(doc: Any, problems: Sequence[Problem]) -> bool:
     return any(p.path[:1] in (("kind",), ("apiVersion",)) for p in problems)
 
 
-def _not_an_object(doc: Any) -> str:
+def _why_not_an_object(doc: Any) -> str:
     if not isinstance(doc, dict):
-        return f"not a Kubernetes object: a {type(doc).__name__}, not a mapping"
-    missing = "apiVersion" if not doc.get("apiVersion") else "kind"
-    return f"not a Kubernetes object: no {missing}"
+        return f"a {type(doc).__name__}, not a mapping"
+    return "no apiVersion" if not doc.get("apiVersion") else "no kind"
 
 
 def _flatten(

@@ -156,9 +156,9 @@ def render_kustomization(directory: Path) -> Rendered | NotRendered:
     file = kustomization_file(directory)
     assert file is not None, directory
     if kubectl := shutil.which("kubectl"):
-        command = [kubectl, "kustomize", str(directory)]
+        command = [kubectl, "kustomize", _argument(directory)]
     elif kustomize := shutil.which("kustomize"):
-        command = [kustomize, "build", str(directory)]
+        command = [kustomize, "build", _argument(directory)]
     else:
         return NotRendered(
             directory,
@@ -182,8 +182,14 @@ def render_chart(directory: Path) -> Rendered | NotRendered | None:
             f"helm not found: skipped chart {directory}; render it with "
             f"`helm template {directory}` and scan the output",
         )
-    text = _run([helm, "template", str(directory)], directory, "helm template")
+    text = _run([helm, "template", _argument(directory)], directory, "helm template")
     return Rendered(directory, "helm", text, directory / CHART_FILE)
+
+
+def _argument(directory: Path) -> str:
+    """``directory`` as a command-line argument that no tool reads as an option."""
+    text = str(directory)
+    return f"./{text}" if text.startswith("-") else text
 
 
 def _is_library_chart(chart_file: Path) -> bool:

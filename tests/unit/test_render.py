@@ -234,6 +234,7 @@ def test_a_walk_skips_what_is_not_kubernetes_and_counts_it(tmp_path: Path, tools
     write(tmp_path / "tsconfig.json", '{\n  // comments are not JSON\n  "strict": true,\n}\n')
     write(tmp_path / "openapi.yaml", "openapi: 3.0.0\ninfo: {title: shop}\n")
     write(tmp_path / "empty.yaml", "")
+    write(tmp_path / "mkdocs.yml", "site_name: shop\n---\nnav: []\n")  # two documents
     write(tmp_path / ".github" / "workflows" / "ci.yml", "on: push\n")
     write(tmp_path / "node_modules" / "pkg" / "deploy.yaml", yaml.safe_dump(deployment("npm")))
     write(tmp_path / "vendor" / "k8s.io" / "x.yaml", yaml.safe_dump(deployment("vendored")))
@@ -245,6 +246,7 @@ def test_a_walk_skips_what_is_not_kubernetes_and_counts_it(tmp_path: Path, tools
         for name in (
             "docker-compose.yml",
             "empty.yaml",
+            "mkdocs.yml",
             "openapi.yaml",
             "package.json",
             "tsconfig.json",
@@ -252,7 +254,7 @@ def test_a_walk_skips_what_is_not_kubernetes_and_counts_it(tmp_path: Path, tools
     ]
     assert inv.source.detail["files"] == 1
     assert inv.source.detail["namespaces"] == ["prod"]
-    assert skipped_files_phrase(5) == "5 files that are not Kubernetes objects"
+    assert skipped_files_phrase(6) == "6 files that are not Kubernetes objects"
     assert skipped_files_phrase(1) == "1 file that is not a Kubernetes object"
 
 
