@@ -92,6 +92,13 @@ class _Loaded:
             return None
         return other[1] if other is not None else "empty"
 
+    def merge(self, other: _Loaded) -> None:
+        """Add what ``other`` read after what this one read."""
+        self.objects.extend(other.objects)
+        self.unevaluated.extend(other.unevaluated)
+        self.skipped.update(other.skipped)
+        self.documents += other.documents
+
     def add(self, item: Any, origin: str, problems: Sequence[Problem], label: str) -> None:
         reasons = [f"line {p.line}, {p.field}: {p.message}" for p in problems]
         try:
@@ -218,18 +225,21 @@ class _Walked:
     not_rendered: list[dict[str, str]] = field(default_factory=list)
 
 
-def _read_file(loaded: _Loaded, file: Path, lenient: bool) -> str | None:
-    before = loaded.documents
+def read_manifest_file(file: Path, lenient: bool) -> tuple[_Loaded, str | None]:
+    """What one file holds, and why it holds no Kubernetes object when ``lenient`` (a file a
+    walk found) and it holds none (None otherwise). A function of the file alone, with a result
+    that pickles, so that files can be read in worker processes."""
+    loaded = _Loaded()
     with open_regular_file(file, what="manifest file or directory") as stream:
         try:
-            return loaded.read(stream, str(file), lenient=lenient)
+            return loaded, loaded.read(stream, str(file), lenient=lenient)
         except OSError as exc:
             raise InputError(f"{file}: cannot read: {exc.strerror}") from None
         except InputError:
             # a walk meets JSON with comments, templates and other near-YAML: skip what does
             # not parse unless it names an apiVersion (then it is a broken manifest)
-            if lenient and loaded.documents == before and not _mentions_api_version(file):
-                return "not YAML or JSON that can be read"
+            if lenient and not loaded.documents and not _mentions_api_version(file):
+                return _Loaded(), "not YAML or JSON that can be read"
             raise
 
 
@@ -314,7 +324,8 @@ def load_manifests(
             loaded.read(stdin_text if stdin_text is not None else sys.stdin.buffer, "<stdin>")
             walked.files += 1
         elif item.kind == "file":
-            why = _read_file(loaded, item.path, lenient=not item.named)
+            part, why = read_manifest_file(item.path, lenient=not item.named)
+            loaded.merge(part)
             if why is None or item.named:
                 walked.files += 1
             else:
