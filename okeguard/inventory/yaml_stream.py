@@ -157,16 +157,28 @@ def _tagged(tag: str | None, value: Any) -> Any:
     raise _BadValue(f"unknown tag {tag!r} on a sequence")
 
 
-def _path(stack: list[list[Any]], current: list[Any]) -> tuple[str | int, ...]:
-    """The field being built, from the frames of open mappings and sequences."""
+def _path(stack: list[_Frame], container: Any, key: Any) -> tuple[str | int, ...]:
+    """The field being built, from the open mappings and sequences: the frames saved on
+    ``stack`` (the first is the document's) and the innermost ``container`` and its ``key``."""
     path: list[str | int] = []
-    for frame in [*stack[1:], current] if stack else ():
-        container, key = frame[0], frame[1]
-        if isinstance(container, list):
-            path.append(len(container))
-        elif key is not _NO_KEY and key is not _SKIPPED:
-            path.append("<<" if key is _MERGE else str(key))
+    for held, pending in [*((f[0], f[1]) for f in stack[1:]), (container, key)] if stack else ():
+        if isinstance(held, list):
+            path.append(len(held))
+        elif pending is not _NO_KEY and pending is not _SKIPPED:
+            path.append("<<" if pending is _MERGE else str(pending))
     return tuple(path)
+
+
+def _problem(
+    problems: list[Problem], event: Any, path: tuple[str | int, ...], message: str
+) -> None:
+    if len(problems) < 100:
+        found = Problem(event.start_mark.line + 1, path, message)
+        if may_hold_credential(found.field):  # the message may quote a secret's value
+            found = dataclasses.replace(
+                found, message="a value okeguard cannot read (not shown: it may be a secret)"
+            )
+        problems.append(found)
 
 
 class _Bounded:
@@ -214,28 +226,31 @@ def yaml_documents(
         parser.dispose()
 
 
+# An open collection put aside while a nested one is built: (container, pending key, merge
+# sources, anchor, tag, nodes and aliased nodes counted when it opened).
+_Frame = tuple[Any, Any, Any, Any, Any, int, int]
+
+
 def _build(get_event: Any) -> Iterator[tuple[int, Any, tuple[Problem, ...]]]:
     """Documents from an event stream. One flat loop with an explicit stack (no recursion, so no
-    depth can overflow Python's stack): this is the hot path of every manifest scan."""
+    depth can overflow Python's stack): this is the hot path of every manifest scan, so the
+    innermost open collection lives in local variables rather than in a frame object."""
     plain: dict[str, Any] = {}  # plain scalar text -> its value
     quoted: dict[str, str] = {}  # quoted scalar text -> one shared string
     anchors: dict[str, tuple[Any, int]] = {}  # anchor -> (value, nodes it stands for)
     problems: list[Problem] = []
-    stack: list[list[Any]] = []  # frames of the open collections: see `frame` below
-    # The innermost open collection: [container, pending key, merge sources, anchor, tag, nodes
-    # and aliased nodes counted when it opened]. At the document level, a list of the root.
-    frame: list[Any] = [[], _NO_KEY, None, None, None, 0, 0]
+    stack: list[_Frame] = []  # the open collections around the innermost one
+    # The innermost open collection (at the document level, a list to receive the root): the
+    # container, the key waiting for its value (mappings), merge sources, anchor, tag, and the
+    # nodes and aliased nodes counted when it opened.
+    container: Any = []
+    key: Any = _NO_KEY
+    merges: Any = None
+    anchor: Any = None
+    tag: Any = None
+    opened = opened_aliased = 0
     line = 0
     nodes = aliased = 0  # nodes of the document, and nodes its aliases stood for
-
-    def problem(event: Any, message: str) -> None:
-        if len(problems) < 100:
-            found = Problem(event.start_mark.line + 1, _path(stack, frame), message)
-            if may_hold_credential(found.field):  # the message may quote a secret's value
-                found = dataclasses.replace(
-                    found, message="a value okeguard cannot read (not shown: it may be a secret)"
-                )
-            problems.append(found)
 
     while True:
         event = get_event()
@@ -243,9 +258,9 @@ def _build(get_event: Any) -> Iterator[tuple[int, Any, tuple[Problem, ...]]]:
         nodes += 1
         if kind is ScalarEvent:
             text = event.value
-            tag = event.tag
+            scalar_tag = event.tag
             try:
-                if tag is None or tag == "!":
+                if scalar_tag is None or scalar_tag == "!":
                     if event.implicit[0]:
                         value = plain.get(text, _NO_KEY)
                         if value is _NO_KEY:
@@ -260,9 +275,9 @@ def _build(get_event: Any) -> Iterator[tuple[int, Any, tuple[Problem, ...]]]:
                     else:
                         value = text
                 else:
-                    value = _construct(tag, text, event)
+                    value = _construct(scalar_tag, text, event)
             except _BadValue as exc:
-                problem(event, str(exc))
+                _problem(problems, event, _path(stack, container, key), str(exc))
                 value = None
             if event.anchor is not None:
                 anchors[event.anchor] = (value, 1)
@@ -271,39 +286,42 @@ def _build(get_event: Any) -> Iterator[tuple[int, Any, tuple[Problem, ...]]]:
         elif kind is MappingStartEvent or kind is SequenceStartEvent:
             if not stack:
                 line = event.start_mark.line + 1
-            stack.append(frame)
-            container: Any = {} if kind is MappingStartEvent else []
-            frame = [container, _NO_KEY, None, event.anchor, event.tag, nodes, aliased]
+            stack.append((container, key, merges, anchor, tag, opened, opened_aliased))
+            container = {} if kind is MappingStartEvent else []
+            key, merges, anchor, tag = _NO_KEY, None, event.anchor, event.tag
+            opened, opened_aliased = nodes, aliased
             if len(stack) == MAX_DEPTH + 1:
-                problem(event, f"nested deeper than {MAX_DEPTH} levels")
+                message = f"nested deeper than {MAX_DEPTH} levels"
+                _problem(problems, event, _path(stack, container, key), message)
             continue
         elif kind is MappingEndEvent or kind is SequenceEndEvent:
-            value, _, merges, anchor, tag, opened, aliased_before = frame
-            frame = stack.pop()
+            value, sources, closed_anchor, closed_tag = container, merges, anchor, tag
+            size = nodes - opened + 1 + aliased - opened_aliased
+            container, key, merges, anchor, tag, opened, opened_aliased = stack.pop()
             try:
-                if merges:
-                    value = _merged(merges, value)
-                if tag is not None and tag != "!":
-                    value = _tagged(tag, value)
+                if sources:
+                    value = _merged(sources, value)
+                if closed_tag is not None and closed_tag != "!":
+                    value = _tagged(closed_tag, value)
             except _BadValue as exc:
-                problem(event, str(exc))
+                _problem(problems, event, _path(stack, container, key), str(exc))
                 value = None
-            if anchor is not None:
-                anchors[anchor] = (value, nodes - opened + 1 + aliased - aliased_before)
+            if closed_anchor is not None:
+                anchors[closed_anchor] = (value, size)
         elif kind is AliasEvent:
             if not stack:
                 line = event.start_mark.line + 1
             target = anchors.get(event.anchor)
             if target is None:
-                problem(event, f"alias *{event.anchor} names no anchor before it")
+                message = f"alias *{event.anchor} names no anchor before it"
+                _problem(problems, event, _path(stack, container, key), message)
                 value = None
             else:
                 value, size = target
                 aliased += size
                 if aliased > MAX_ALIAS_NODES and aliased > ALIAS_RATIO * nodes:
-                    problem(
-                        event, f"aliases expand to more than {aliased:,} nodes (an alias bomb?)"
-                    )
+                    message = f"aliases expand to more than {aliased:,} nodes (an alias bomb?)"
+                    _problem(problems, event, _path(stack, container, key), message)
                     value = None
                     anchors.clear()  # every later alias is refused too: the document is lost
         elif kind is DocumentStartEvent:
@@ -311,9 +329,16 @@ def _build(get_event: Any) -> Iterator[tuple[int, Any, tuple[Problem, ...]]]:
             nodes = aliased = 0
             continue
         elif kind is DocumentEndEvent:
-            root = frame[0]
-            yield line, (root[0] if root else None), tuple(problems)
-            frame = [[], _NO_KEY, None, None, None, 0, 0]
+            yield line, (container[0] if container else None), tuple(problems)
+            container, key, merges, anchor, tag, opened, opened_aliased = (
+                [],
+                _NO_KEY,
+                None,
+                None,
+                None,
+                0,
+                0,
+            )
             continue
         elif kind is StreamEndEvent:
             return
@@ -321,25 +346,32 @@ def _build(get_event: Any) -> Iterator[tuple[int, Any, tuple[Problem, ...]]]:
             continue
 
         # Place the finished node in its parent.
-        container, key = frame[0], frame[1]
-        if value is _MERGE and (type(container) is not dict or key is not _NO_KEY):
-            problem(event, "'<<' (a merge key) used as a value")
-            value = None
         if type(container) is list:
+            if value is _MERGE:
+                _problem(problems, event, _path(stack, container, key), _MERGE_AS_VALUE)
+                value = None
             container.append(value)
         elif key is _NO_KEY:
             if value is not _MERGE and type(value) in (dict, list, set):
-                problem(event, "a mapping or list used as a key")
+                _problem(problems, event, _path(stack, container, key), _COLLECTION_AS_KEY)
                 value = _SKIPPED
-            frame[1] = value
+            key = value
         else:
+            if value is _MERGE:
+                _problem(problems, event, _path(stack, container, key), _MERGE_AS_VALUE)
+                value = None
             if key is _MERGE:
                 if isinstance(value, dict) or (
                     isinstance(value, list) and all(isinstance(v, dict) for v in value)
                 ):
-                    frame[2] = [*(frame[2] or ()), value]
+                    merges = [*(merges or ()), value]
                 else:
-                    problem(event, "'<<' merges a mapping or a list of mappings only")
+                    _problem(problems, event, _path(stack, container, key), _BAD_MERGE)
             elif key is not _SKIPPED:
                 container[key] = value
-            frame[1] = _NO_KEY
+            key = _NO_KEY
+
+
+_MERGE_AS_VALUE = "'<<' (a merge key) used as a value"
+_COLLECTION_AS_KEY = "a mapping or list used as a key"
+_BAD_MERGE = "'<<' merges a mapping or a list of mappings only"
