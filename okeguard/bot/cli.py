@@ -11,6 +11,7 @@ import os
 import sys
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,9 @@ def _write_stdout(text: str | bytes) -> None:
 
 
 def _use_color(no_color: bool) -> bool:
-    return not no_color and "NO_COLOR" not in os.environ and sys.stdout.isatty()
+    from okeguard.bot.formats.terminal import use_color
+
+    return use_color(no_color)
 
 
 def _progress(message: str, quiet: bool) -> AbstractContextManager[Any]:
@@ -125,6 +128,22 @@ def cli(verbose: int) -> None:
     help="Exit 1 when an open finding is at or above this severity.",
 )
 @click.option(
+    "--severity",
+    "severities",
+    multiple=True,
+    metavar="LIST",
+    help="Report only these severities, e.g. critical,high; the others are neither shown nor "
+    "counted by --fail-on.",
+)
+@click.option(
+    "--exceptions",
+    "exceptions_file",
+    metavar="FILE",
+    help="Ignore file of waivers (check, resource, reason, expires). Default: "
+    ".okeguard-ignore.yaml in the current directory or the scanned repository.",
+)
+@click.option("--no-ignore-file", is_flag=True, help="Do not look for .okeguard-ignore.yaml.")
+@click.option(
     "--check", "checks", multiple=True, metavar="ID", help="Run only this check (repeatable)."
 )
 @click.option(
@@ -176,6 +195,9 @@ def scan(
     kubeconfig: str | None,
     output_format: str,
     fail_on: str | None,
+    severities: tuple[str, ...],
+    exceptions_file: str | None,
+    no_ignore_file: bool,
     checks: tuple[str, ...],
     namespaces: tuple[str, ...],
     config_path: str | None,
@@ -206,7 +228,9 @@ def scan(
     """
     from okeguard.bot.cli_scan import apply_verbosity, manifest_paths, scan_notes, scan_request
     from okeguard.bot.formats import renderer
+    from okeguard.bot.progress import scan_progress
     from okeguard.service import gc_paused, run_scan
+    from okeguard.waivers import apply_waivers, filter_severity, parse_severities, scan_waivers
 
     verbose = apply_verbosity(verbose)
     refuse_special_files(config_path, kubeconfig)  # a FIFO or a device would hang the scan
@@ -224,19 +248,36 @@ def scan(
         cluster_name=cluster_name,
     )
     config = request.config
+    shown = parse_severities(severities) if severities else None
+    waivers = scan_waivers(  # before the scan, so a bad file or database fails fast
+        config, ignore_file=exceptions_file, scanned=request.manifests, discover=not no_ignore_file
+    )
     if from_config:
         from okeguard.fleet import scan_configured
 
-        with _progress("Scanning the configured clusters…", quiet):
-            report = scan_configured(config, clusters, checks=checks, namespaces=namespaces)
+        with scan_progress("Scanning the configured clusters…", quiet=quiet) as progress:
+            report = scan_configured(
+                config,
+                clusters,
+                checks=checks,
+                namespaces=namespaces,
+                on_cluster=progress.cluster_done,
+            )
     else:
-        with _progress("Scanning…", quiet or context is None):
+        with scan_progress("Scanning…", quiet=quiet):
             report = run_scan(request)
+    scanned = report  # what --record records: recording applies the database's exceptions itself
+    if waivers.waivers:
+        report = apply_waivers(report, waivers.waivers, datetime.now(UTC))
+    if waivers.sources and not quiet:
+        click.echo(f"okeguard: {waivers.summary(scanned, report)}", err=True)
+    if shown is not None:
+        report = filter_severity(report, shown)
     for note in scan_notes(report, checks, namespaces, verbose=verbose, quiet=quiet):
         click.echo(note, err=True)
     color = output is None and _use_color(no_color)
     with gc_paused():  # rendering allocates an object or more per finding, like loading
-        text = renderer(output_format)(report, color=color)
+        text = renderer(output_format)(report, color=color, width=0 if output else None)
     if output:
         try:
             Path(output).write_bytes(text if isinstance(text, bytes) else text.encode())
@@ -252,7 +293,7 @@ def scan(
         from okeguard.bot.cli_findings import record_report
         from okeguard.bot.identity import cli_actor
 
-        recorded = record_report(report, config.database.url, cli_actor(config))
+        recorded = record_report(scanned, config.database.url, cli_actor(config))
         if not quiet:
             click.echo(recorded.summary(), err=True)
     if threshold is not None:

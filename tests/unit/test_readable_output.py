@@ -319,3 +319,12 @@ def _dummy_report() -> ScanReport:
         objects_scanned=0,
         duration_seconds=0.0,
     )
+
+
+def test_a_long_origin_gives_up_its_start_never_its_file_and_line() -> None:
+    from okeguard.bot.formats.terminal import ellipsize_left
+
+    path = "/very/long/checkout/" + "deep/" * 20 + "deploy/app.yaml:12"
+    cut = ellipsize_left(path, 40)
+    assert len(cut) == 40 and cut.startswith(ELLIPSIS) and cut.endswith("deploy/app.yaml:12")
+    assert ellipsize_left("app.yaml:1", 40) == "app.yaml:1"

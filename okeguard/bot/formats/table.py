@@ -17,7 +17,13 @@ from datetime import datetime
 from rich.console import Console
 from rich.text import Text
 
-from okeguard.bot.formats.terminal import ellipsize, short_id, terminal_width, wrap
+from okeguard.bot.formats.terminal import (
+    ellipsize,
+    ellipsize_left,
+    short_id,
+    terminal_width,
+    wrap,
+)
 from okeguard.checks.model import SEVERITIES_DESC, Finding, Status
 from okeguard.service import ScanReport
 
@@ -89,7 +95,9 @@ def _finding_lines(
     out.append("\n")
     if origin_below:
         assert finding.origin is not None
-        out.append(wrap(f"at {finding.origin}", width, INDENT) + "\n", style="dim")
+        # a path is never broken across lines: its start gives way, the file and line stay
+        room = (width or 0) - len(INDENT) - len("at ")
+        out.append(f"{INDENT}at {ellipsize_left(finding.origin, room)}\n", style="dim")
     out.append(wrap(finding.message, width, INDENT) + "\n")
     if extra:
         out.append(wrap(extra, width, INDENT) + "\n", style="dim")

@@ -60,6 +60,14 @@ def ellipsize(text: str, room: int) -> str:
     return text[: max(room - 1, 0)] + ELLIPSIS if room > 0 else ""
 
 
+def ellipsize_left(text: str, room: int) -> str:
+    """``text`` cut to ``room`` characters from the left (``…/deploy/app.yaml:12``): for paths,
+    whose end (the file and line) is what a reader needs."""
+    if len(text) <= room:
+        return text
+    return ELLIPSIS + text[len(text) - max(room - 1, 0) :] if room > 0 else ""
+
+
 def wrap(text: str, width: int | None, indent: str = "", first_indent: str | None = None) -> str:
     """``text`` wrapped at word boundaries to ``width`` (None: not wrapped), each line indented
     (the first by ``first_indent`` when given). Words longer than a line are broken."""
