@@ -20,10 +20,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.orm import Session
 
 from okeguard.audit.chain import EventSpec, append_events
@@ -173,6 +173,41 @@ def _postures(
     return rows
 
 
+def _insert_findings(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert new findings in bulk: with ``COPY`` on PostgreSQL (psycopg), else one Core
+    executemany per 5,000 rows. Both skip the ORM's work per row, which took most of the time
+    of a first recording (33,000 new findings); ``COPY`` also skips the server's work per
+    statement, half as much again."""
+    if not rows:
+        return
+    connection = session.connection()
+    table = cast(Table, FindingRecord.__table__)
+    dialect = connection.dialect
+    if dialect.name == "postgresql" and dialect.driver == "psycopg":
+        columns = list(rows[0])
+        instants = [i for i, c in enumerate(columns) if isinstance(rows[0][c], datetime)]
+        quote = dialect.identifier_preparer.quote
+        names = ", ".join(quote(column) for column in columns)
+        statement = f"COPY {quote(table.name)} ({names}) FROM STDIN"
+        driver: Any = connection.connection.driver_connection
+        with driver.cursor() as cursor, cursor.copy(statement) as copy:
+            for row in rows:
+                values = [row[column] for column in columns]
+                for i in instants:
+                    values[i] = _in_utc(values[i])
+                copy.write_row(values)
+        return
+    for start in range(0, len(rows), 5000):
+        connection.execute(insert(table), rows[start : start + 5000])
+
+
+def _in_utc(value: datetime) -> datetime:
+    """An instant as :class:`~okeguard.audit.types.UTCDateTime` stores it (naive ones refused)."""
+    if value.tzinfo is None:
+        raise ValueError(f"naive datetime {value.isoformat()} (timestamps must carry a zone)")
+    return value.astimezone(UTC)
+
+
 def record_scan(
     session: Session,
     report: ScanReport,
@@ -186,8 +221,18 @@ def record_scan(
     Works in the caller's transaction and does not commit. ``now`` (default: the current time)
     is ``last_seen`` for the findings seen and the instant exceptions are judged at.
     """
-    now = now or utcnow()
+    from okeguard.service import gc_paused
+
+    # Tens of thousands of rows and events are built here, and no cycles worth collecting.
+    with gc_paused():
+        return _record(session, report, actor=actor, started_by=started_by, now=now or utcnow())
+
+
+def _record(
+    session: Session, report: ScanReport, *, actor: str, started_by: str, now: datetime
+) -> RecordResult:
     units = report.parts or (report,)
+    complete = report.complete  # a walk over every finding: once, not three times
     scopes = {unit.cluster: _scope(unit) for unit in units}
     scan = Scan(
         started_by=started_by,
@@ -209,7 +254,7 @@ def record_scan(
         },
         started_at=report.generated_at,
         finished_at=now,
-        complete=report.complete,
+        complete=complete,
     )
     session.add(scan)
     session.flush()
@@ -332,8 +377,7 @@ def record_scan(
     if to_resolve:
         changes[FindingStatus.RESOLVED.value] = to_resolve
 
-    for start in range(0, len(inserts), 5000):
-        session.execute(insert(FindingRecord), inserts[start : start + 5000])
+    _insert_findings(session, inserts)
     for chunk in _chunks(seen_ids):
         session.execute(
             update(FindingRecord)
@@ -352,7 +396,7 @@ def record_scan(
             actor,
             "scan.recorded",
             ("scan", scan.id),
-            {"started_by": started_by, "complete": report.complete, **result.to_dict()},
+            {"started_by": started_by, "complete": complete, **result.to_dict()},
         )
     )
     append_events(session, events, at=now)
