@@ -7,7 +7,7 @@ objects from the parser's events instead, so a document costs the objects it hol
 the file in chunks rather than whole.
 
 YAML 1.1 is applied as PyYAML's ``SafeLoader`` applies it: the same implicit resolvers and
-scalar constructors (``yes``/``on`` are booleans, unquoted timestamps are datetimes, ``0o17``
+scalar constructors (``yes``/``on`` are booleans, unquoted timestamps are datetimes, ``0755``
 and ``1:30`` are integers), ``<<`` merge keys, and the ``!!`` tags of the YAML types. Plain
 scalars are resolved once per distinct text, which also shares one string object between the
 thousands of ``name`` keys of a large file.
