@@ -53,9 +53,16 @@ def parse_image(reference: str) -> ImageRef:
 
 def _images(ctx: CheckContext) -> Iterator[tuple[Workload, Container, ImageRef]]:
     """Every container that names an image, with the parsed reference."""
+    return iter(ctx.shared("images", _parsed_images))
+
+
+def _parsed_images(ctx: CheckContext) -> tuple[tuple[Workload, Container, ImageRef], ...]:
+    found = []
     for w, c in ctx.containers():
-        if c.image:
-            yield w, c, parse_image(c.image)
+        image = c.image
+        if image:
+            found.append((w, c, parse_image(image)))
+    return tuple(found)
 
 
 @check(
@@ -103,6 +110,7 @@ def node_image_sizes(inventory: Inventory) -> Mapping[str, int]:
     return sizes
 
 
+@functools.lru_cache(maxsize=65536)
 def _lookup_keys(reference: str) -> tuple[str, ...]:
     ref = parse_image(reference)
     keys = []

@@ -12,10 +12,13 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
+from typing import Any, TypeVar
 
 from okeguard.checks.model import ResourceRef, Severity, Status
 from okeguard.config import Config
 from okeguard.inventory.model import Container, Inventory, K8sObject, Workload, is_windows
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +54,15 @@ class CheckContext:
         """Every container (all kinds) of :meth:`workloads`, with its workload. ``linux_only``
         leaves out pods that declare ``os.name: windows``, where Linux security fields do not apply."""
         return iter(self._linux_containers if linux_only else self._containers)
+
+    def shared(self, key: str, compute: Callable[[CheckContext], T]) -> T:
+        """``compute(self)``, worked out once per run for the checks that share it (``key``
+        names it): e.g. every container's parsed image reference, read by four checks."""
+        values: dict[str, Any] = self.__dict__.setdefault("_shared", {})
+        if key not in values:
+            values[key] = compute(self)
+        value: T = values[key]
+        return value
 
     # Worked out once for the twenty-odd checks that walk them: a large cluster has tens of
     # thousands of workloads and containers.

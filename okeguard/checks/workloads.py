@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from okeguard.checks._common import WORKLOAD_READS, container_label, workload_hit
 from okeguard.checks.model import Severity
 from okeguard.checks.registry import CheckContext, Hit, check
-from okeguard.inventory.sensitive import KEY_FORMAT_LABELS, marker_label
+from okeguard.inventory.sensitive import KEY_FORMAT_LABELS, MARKER_PREFIX, marker_label
 from okeguard.kube_shapes import denied_capabilities
 
 # Paths that are critical when mounted themselves or anything below them (after /var/run -> /run).
@@ -211,7 +211,10 @@ def credentials_in_env(ctx: CheckContext) -> Iterator[Hit]:
     for w, c in ctx.containers():
         problems = []
         for var in c.spec.get("env") or ():
-            label = marker_label(var.get("value")) if isinstance(var, dict) else None
+            value = var.get("value") if isinstance(var, dict) else None
+            if type(value) is not str or not value.startswith(MARKER_PREFIX):
+                continue  # most values: not a marker, so no label (and no call to find none)
+            label = marker_label(value)
             if label in KEY_FORMAT_LABELS:
                 problems.append(f"{var.get('name')} holds a literal {label}")
             elif label == "credential":

@@ -42,6 +42,8 @@ __all__ = [
 def _mapping(value: object) -> Obj:
     """``value`` when it is a mapping, else an empty one: what a reader of an object that was
     not validated (:mod:`okeguard.inventory.validate`) may safely call ``.get`` on."""
+    if type(value) is dict:  # nearly always: a plain test, not the slower one of the ABC
+        return value
     return value if isinstance(value, Mapping) else {}
 
 
@@ -168,7 +170,8 @@ class Container:
 
     @property
     def image(self) -> str:
-        return str(self.spec.get("image") or "")
+        image = self.spec.get("image")
+        return image if type(image) is str else str(image or "")
 
 
 @dataclass(frozen=True, slots=True)

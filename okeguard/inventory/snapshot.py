@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
@@ -158,19 +159,21 @@ class _Objects:
         self.unevaluated: list[Unevaluated] = []
         self.skipped = dict(skipped)
 
-    def add(self, documents: Iterable[tuple[str, Any]]) -> None:
-        for where, raw in documents:
-            try:
-                admitted = admit(raw, None)
-            except NotAnObject as exc:
-                raise InputError(f"{where}: {exc}") from None
-            if admitted is None:
-                kind = str(raw.get("kind"))
-                self.skipped[kind] = self.skipped.get(kind, 0) + 1
-            elif isinstance(admitted, Unevaluated):
-                self.unevaluated.append(Unevaluated(admitted.obj, f"{where}: {admitted.reason}"))
-            else:
-                self.objects.append(admitted)
+    def add(self, raw: Any, where: Callable[[], str]) -> None:
+        """Admit one object; ``where`` names its place (called only to report a problem)."""
+        try:
+            admitted = admit(raw, None)
+        except NotAnObject as exc:
+            raise InputError(f"{where()}: {exc}") from None
+        if type(admitted) is K8sObject:
+            self.objects.append(admitted)
+        elif admitted is None:
+            kind = str(raw.get("kind"))
+            self.skipped[kind] = self.skipped.get(kind, 0) + 1
+        elif isinstance(admitted, Unevaluated):
+            self.unevaluated.append(Unevaluated(admitted.obj, f"{where()}: {admitted.reason}"))
+        else:
+            self.objects.append(admitted)
 
 
 def _read(stream: IO[bytes], label: str) -> tuple[dict[str, Any], _Objects]:
@@ -183,16 +186,16 @@ def _read(stream: IO[bytes], label: str) -> tuple[dict[str, Any], _Objects]:
     if isinstance(header, dict) and not isinstance(header.get("objects"), list):
         header = _check_header(header, label)
         found = _Objects(header.get("skipped_kinds") or {})
-        found.add(
-            (f"{label}:{number}", _decode(line, label, number - 1))
-            for number, line in enumerate(stream, start=2)
-            if line.strip()
-        )
+        add = found.add
+        for number, line in enumerate(stream, start=2):
+            if not line.isspace():  # as line.strip(), without copying the line
+                add(_decode(line, label, number - 1), partial("{}:{}".format, label, number))
         return header, found
     doc = _check_header(_decode(first + stream.read(), label), label)
     found = _Objects(doc.get("skipped_kinds") or {})
     items = _require(doc, "objects", list, label)
-    found.add((f"{label}: objects[{i}]", raw) for i, raw in enumerate(items))
+    for index, raw in enumerate(items):
+        found.add(raw, partial("{}: objects[{}]".format, label, index))
     return doc, found
 
 
