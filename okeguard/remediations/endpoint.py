@@ -11,10 +11,12 @@ from okeguard.checks.model import Finding
 from okeguard.config import RemediationConfig
 from okeguard.inventory.model import Inventory
 from okeguard.remediations.plan import Operation, Plan, PlanError
+from okeguard.remediations.planners import planner
 
 REMEDIATION = "make-endpoint-private"
 
 
+@planner("make-endpoint-private")
 def plan_make_endpoint_private(
     finding: Finding, inventory: Inventory, settings: RemediationConfig, variant: str = "default"
 ) -> Plan:

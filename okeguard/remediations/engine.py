@@ -1,6 +1,7 @@
 """Running a plan: every step audited before and after it writes, verified, rolled back on failure.
 
-Each operation's ``action`` names a registered :class:`Action`. The runner, for step *i*:
+Each operation's ``action`` names an :class:`Action` registered with ``@action(name)``. For step
+*i*, the runner:
 
 1. appends ``remediation.step.started`` (the operation and its precomputed ``undo``), so a crash
    during the write still leaves a trail that :func:`reconcile_steps` can follow;
@@ -27,13 +28,15 @@ import hashlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager as ContextManager
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
 
 from okeguard.config import RemediationConfig
 from okeguard.errors import OkeguardError
 from okeguard.remediations.plan import Operation, Plan
+from okeguard.remediations.registry import Registry, load_catalogue
 from okeguard.remediations.retrying import Retrier, RetryPolicy, reporting_to
+from okeguard.remediations.steps import NotUndone, Outcome, StepState, incomplete_reason
 
 Emit = Callable[[str, Mapping[str, Any]], None]
 Where = dict[str, Any]  # the step and phase that retries are recorded under
@@ -128,88 +131,33 @@ class Action(Protocol):
     ) -> dict[str, Any]: ...
 
 
-ACTIONS: dict[str, Action] = {}
+A = TypeVar("A", bound=Action)
+# operation name -> action; filled by ``@action`` in the modules ``catalogue.py`` imports
+ACTIONS: Registry[Action] = Registry("operation", load=load_catalogue)
 
 
-def register(name: str) -> Callable[[type], type]:
-    """Class decorator: register an :class:`Action` implementation under ``name``."""
+def action(name: str, *, registry: Registry[Action] = ACTIONS) -> Callable[[type[A]], type[A]]:
+    """Class decorator: register an instance of the decorated :class:`Action` as ``name``."""
 
-    def wrap(cls: type) -> type:
-        ACTIONS[name] = cls()
+    def register(cls: type[A]) -> type[A]:
+        registry.add(name, cls())
         return cls
 
-    return wrap
+    return register
 
 
-def action_for(op: Operation) -> Action:
-    try:
-        return ACTIONS[op.action]
-    except KeyError:
-        raise StepFailed(f"unknown operation {op.action!r} in the plan") from None
+def action_for(op: Operation, registry: Registry[Action] = ACTIONS) -> Action:
+    """The action that runs ``op``; StepFailed when no action has its name."""
+    found = registry.get(op.action)
+    if found is None:
+        raise StepFailed(f"unknown operation {op.action!r} in the plan")
+    return found
 
 
 def retry_token(request_id: int, plan_hash: str, step: int) -> str:
     """The idempotency token of a step: the same on every retry of that step, unique otherwise."""
     digest = hashlib.sha256(f"{request_id}:{plan_hash}:{step}".encode()).hexdigest()
     return f"okeguard-{request_id}-{step}-{digest[:32]}"
-
-
-@dataclass
-class StepState:
-    index: int
-    op: Operation
-    record: dict[str, Any] | None = None  # None: started, result unknown
-
-
-def target_text(target: Mapping[str, Any]) -> str:
-    """An operation's target as people name it: ``Deployment shop/web``, ``VaultSecret db``."""
-    kind = str(target.get("kind") or "object")
-    name = target.get("name") or target.get("id") or target.get("ocid") or "?"
-    namespace = target.get("namespace")
-    return f"{kind} {namespace}/{name}" if namespace else f"{kind} {name}"
-
-
-@dataclass(frozen=True)
-class NotUndone:
-    """A step a rollback left in effect, and why."""
-
-    index: int
-    op: Operation
-    why: str
-
-    def payload(self) -> dict[str, Any]:
-        return {
-            "step": self.index,
-            "action": self.op.action,
-            "target": dict(self.op.target),
-            "why": self.why,
-        }
-
-    def __str__(self) -> str:
-        return (
-            f"step {self.index + 1} ({self.op.action}) on {target_text(self.op.target)}: {self.why}"
-        )
-
-
-def incomplete_reason(reason: str, not_undone: Sequence[NotUndone]) -> str:
-    """``reason`` plus what a rollback left in effect, worded as a call for manual action."""
-    objects = list(dict.fromkeys(target_text(n.op.target) for n in not_undone))
-    steps = "; ".join(str(n) for n in not_undone)
-    return (
-        f"{reason}; manual action needed: the rollback is incomplete, check "
-        f"{', '.join(objects)} by hand ({'it was' if len(objects) == 1 else 'they were'} left "
-        f"as found) — {steps}"
-    )
-
-
-@dataclass
-class Outcome:
-    """How a run ended: ``state`` is the request's final state."""
-
-    state: str  # applied | rolled-back | failed
-    reason: str | None = None
-    steps: list[StepState] = field(default_factory=list)
-    verified: bool = False
 
 
 def _step_payload(index: int, op: Operation, **extra: Any) -> dict[str, Any]:
@@ -222,6 +170,7 @@ def execute_plan(
     emit: Emit,
     *,
     crash_after: int | None = None,
+    registry: Registry[Action] = ACTIONS,
 ) -> Outcome:
     """Run ``plan``'s operations in order, verify, and roll back on failure (see module doc).
 
@@ -230,15 +179,20 @@ def execute_plan(
     """
     where: Where = {}
     with backends.retries_recorded(emit, where):
-        return _execute(plan, backends, emit, where, crash_after)
+        return _execute(plan, backends, emit, where, crash_after, registry)
 
 
 def _execute(
-    plan: Plan, backends: Backends, emit: Emit, where: Where, crash_after: int | None
+    plan: Plan,
+    backends: Backends,
+    emit: Emit,
+    where: Where,
+    crash_after: int | None,
+    registry: Registry[Action],
 ) -> Outcome:
     done: list[StepState] = []
     for index, op in enumerate(plan.operations):
-        act = action_for(op)
+        act = action_for(op, registry)
         token = retry_token(backends.request_id, backends.plan_hash, index)
         emit(
             "remediation.step.started",
@@ -260,30 +214,41 @@ def _execute(
             )
             if refused:
                 done.pop()  # the API refused the write: nothing to undo for this step
-            return _undo(done, backends, emit, f"step {index + 1} ({op.action}): {exc}")
+            return _undo(done, backends, emit, f"step {index + 1} ({op.action}): {exc}", registry)
         if crash_after == index:
             raise SimulatedCrash(f"crash injected after step {index}")
         emit("remediation.step.applied", _step_payload(index, op, result=state.record))
     try:
-        verify_steps(done, backends, where)
+        verify_steps(done, backends, where, registry=registry)
     except OkeguardError as exc:
         emit("remediation.verify-failed", {"error": str(exc)})
-        return _undo(done, backends, emit, f"verification failed: {exc}")
+        return _undo(done, backends, emit, f"verification failed: {exc}", registry)
     emit("remediation.verified", {"steps": len(done)})
     return Outcome("applied", None, done, verified=True)
 
 
-def _undo(done: Sequence[StepState], backends: Backends, emit: Emit, reason: str) -> Outcome:
+def _undo(
+    done: Sequence[StepState],
+    backends: Backends,
+    emit: Emit,
+    reason: str,
+    registry: Registry[Action],
+) -> Outcome:
     if not done:
         return Outcome("failed", reason, [])
-    not_undone = revert_steps(done, backends, emit)
+    not_undone = revert_steps(done, backends, emit, registry=registry)
     if not_undone:
         return Outcome("failed", incomplete_reason(reason, not_undone), [])
     return Outcome("rolled-back", reason, list(done))
 
 
 def revert_steps(
-    steps: Sequence[StepState], backends: Backends, emit: Emit, *, only_in_effect: bool = False
+    steps: Sequence[StepState],
+    backends: Backends,
+    emit: Emit,
+    *,
+    only_in_effect: bool = False,
+    registry: Registry[Action] = ACTIONS,
 ) -> list[NotUndone]:
     """Undo ``steps`` newest first; returns what was left in effect (empty: all reverted).
 
@@ -295,16 +260,21 @@ def revert_steps(
     """
     where: Where = {}
     with backends.retries_recorded(emit, where):
-        return _revert(list(reversed(steps)), backends, emit, where, only_in_effect)
+        return _revert(list(reversed(steps)), backends, emit, where, only_in_effect, registry)
 
 
 def _revert(
-    pending: list[StepState], backends: Backends, emit: Emit, where: Where, only_in_effect: bool
+    pending: list[StepState],
+    backends: Backends,
+    emit: Emit,
+    where: Where,
+    only_in_effect: bool,
+    registry: Registry[Action],
 ) -> list[NotUndone]:
     for position, state in enumerate(pending):
         op, index = state.op, state.index
         where.update(step=index, action=op.action, phase="undo")
-        act = action_for(op)
+        act = action_for(op, registry)
         token = retry_token(backends.request_id, backends.plan_hash, index)
         try:
             check_live = only_in_effect or state.record is None
@@ -314,21 +284,27 @@ def _revert(
             if not op.reversible:
                 emit("remediation.step.irreversible", _step_payload(index, op))
                 why = "it cannot be undone (it deleted or replaced something for good)"
+                first = NotUndone(index, op, why)
                 return _left_in_effect(
-                    NotUndone(index, op, why), pending[position + 1 :], backends, emit, where
+                    first, pending[position + 1 :], backends, emit, where, registry
                 )
             backends.guard()
             result = act.revert(op, backends, state.record, token)
         except OkeguardError as exc:
             emit("remediation.step.rollback-failed", _step_payload(index, op, error=str(exc)))
             first = NotUndone(index, op, f"could not be undone: {exc}")
-            return _left_in_effect(first, pending[position + 1 :], backends, emit, where)
+            return _left_in_effect(first, pending[position + 1 :], backends, emit, where, registry)
         emit("remediation.step.rolled-back", _step_payload(index, op, result=result))
     return []
 
 
 def _left_in_effect(
-    first: NotUndone, earlier: Sequence[StepState], backends: Backends, emit: Emit, where: Where
+    first: NotUndone,
+    earlier: Sequence[StepState],
+    backends: Backends,
+    emit: Emit,
+    where: Where,
+    registry: Registry[Action],
 ) -> list[NotUndone]:
     """``first`` and the earlier steps still in effect (asked of the live state, reads only);
     recorded as ``remediation.rollback-incomplete``."""
@@ -337,7 +313,7 @@ def _left_in_effect(
         where.update(step=state.index, action=state.op.action, phase="check")
         token = retry_token(backends.request_id, backends.plan_hash, state.index)
         try:
-            live = action_for(state.op).in_effect(state.op, backends, state.record, token)
+            live = action_for(state.op, registry).in_effect(state.op, backends, state.record, token)
         except OkeguardError as exc:
             live, why = True, f"not undone (a later step could not be), and {exc}"
         else:
@@ -349,47 +325,37 @@ def _left_in_effect(
 
 
 def verify_steps(
-    steps: Sequence[StepState], backends: Backends, where: Where | None = None
+    steps: Sequence[StepState],
+    backends: Backends,
+    where: Where | None = None,
+    *,
+    registry: Registry[Action] = ACTIONS,
 ) -> None:
     """Verify every step (VerifyFailed/StepFailed on the first that is not healthy); ``where``
     (see :meth:`Backends.retries_recorded`) is kept naming the step being verified."""
     for state in steps:
         if where is not None:
             where.update(step=state.index, action=state.op.action, phase="verify")
-        action_for(state.op).verify(state.op, backends, state.record or {})
+        action_for(state.op, registry).verify(state.op, backends, state.record or {})
 
 
-def all_in_effect(plan: Plan, steps: Sequence[StepState], backends: Backends) -> bool:
+def all_in_effect(
+    plan: Plan,
+    steps: Sequence[StepState],
+    backends: Backends,
+    *,
+    registry: Registry[Action] = ACTIONS,
+) -> bool:
     """Whether every operation of ``plan`` was started and shows in the live state."""
     if len(steps) != len(plan.operations):
         return False
     for state in steps:
         token = retry_token(backends.request_id, backends.plan_hash, state.index)
         try:
-            if not action_for(state.op).in_effect(state.op, backends, state.record, token):
+            if not action_for(state.op, registry).in_effect(
+                state.op, backends, state.record, token
+            ):
                 return False
         except UndoRefused:
             return False  # changed since: not the run's result; the undo path reports it
     return True
-
-
-def steps_from_events(plan: Plan, events: Sequence[Mapping[str, Any]]) -> list[StepState]:
-    """Rebuild what ran from a request's audit events (``action`` and parsed ``payload``):
-    every started step, with its result when ``applied`` was recorded, and minus the steps
-    already rolled back or refused."""
-    steps: dict[int, StepState] = {}
-    for event in events:
-        payload = event["payload"]
-        index = payload.get("step")
-        if not isinstance(index, int) or not 0 <= index < len(plan.operations):
-            continue
-        action = event["action"]
-        if action == "remediation.step.started":
-            steps[index] = StepState(index, plan.operations[index])
-        elif action == "remediation.step.applied" and index in steps:
-            steps[index].record = dict(payload.get("result") or {})
-        elif action == "remediation.step.rolled-back" or (
-            action == "remediation.step.failed" and payload.get("refused", True)
-        ):
-            steps.pop(index, None)
-    return [steps[i] for i in sorted(steps)]

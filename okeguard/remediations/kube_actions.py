@@ -24,7 +24,7 @@ from okeguard.remediations.engine import (
     StepFailed,
     UndoRefused,
     VerifyFailed,
-    register,
+    action,
 )
 from okeguard.remediations.kube_writer import JSON_PATCH, KubeWriter
 from okeguard.remediations.plan import Operation
@@ -165,7 +165,7 @@ def watch_rollout(
     return backends.wait_until(f"the rollout of {kind} {namespace}/{name}", probe, timeout)
 
 
-@register("k8s.patch")
+@action("k8s.patch")
 class PatchAction:
     def dry_run(self, op: Operation, backends: Backends) -> None:
         kind, namespace, name = _where(op)
@@ -224,7 +224,7 @@ class PatchAction:
         return {"resourceVersion": (doc.get("metadata") or {}).get("resourceVersion")}
 
 
-@register("k8s.create")
+@action("k8s.create")
 class CreateAction:
     """Creates one object labelled with its request; the undo deletes it, but only while it is
     still as created: what the step set (the body's fields, labels and annotations) all still
@@ -301,7 +301,7 @@ class CreateAction:
         return {"deleted": deleted, "uid": uid}
 
 
-@register("k8s.restart")
+@action("k8s.restart")
 class RestartAction:
     """``kubectl rollout restart``: a new template annotation, then the rollout is watched."""
 
@@ -349,7 +349,7 @@ class RestartAction:
         return {"note": "a restart needs no undo"}
 
 
-@register("k8s.delete")
+@action("k8s.delete")
 class DeleteAction:
     def dry_run(self, op: Operation, backends: Backends) -> None:
         kind, namespace, name = _where(op)

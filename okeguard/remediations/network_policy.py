@@ -16,12 +16,14 @@ from okeguard.checks.oke_cluster import policy_engine
 from okeguard.config import RemediationConfig
 from okeguard.inventory.model import Inventory
 from okeguard.remediations.plan import Operation, Plan, PlanError
+from okeguard.remediations.planners import planner
 
 REMEDIATION = "add-default-deny-policy"
 POLICY_NAME = "okeguard-default-deny-ingress"
 INGRESS_CONTROLLERS = ("ingress-nginx", "nginx-ingress", "traefik", "haproxy-ingress", "contour")
 
 
+@planner("add-default-deny-policy")
 def plan_add_default_deny_policy(
     finding: Finding, inventory: Inventory, settings: RemediationConfig, variant: str = "default"
 ) -> Plan:

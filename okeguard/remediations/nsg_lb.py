@@ -18,8 +18,9 @@ from typing import Any
 from okeguard.checks.oke_services import RULE_MODE, rule_management_mode
 from okeguard.inventory.model import K8sObject
 from okeguard.inventory.oci_model import OkeCluster
-from okeguard.remediations.engine import Backends, StepFailed, VerifyFailed, register
+from okeguard.remediations.engine import Backends, StepFailed, VerifyFailed, action
 from okeguard.remediations.kube_actions import patch_applies
+from okeguard.remediations.oci_actions import find_nsg
 from okeguard.remediations.plan import Operation, PlanError
 
 LB_NSGS = "oci.oraclecloud.com/oci-network-security-groups"
@@ -91,8 +92,6 @@ def _kube(backends: Backends) -> Any:
 
 
 def _nsg_id(backends: Backends, op: Operation) -> str:
-    from okeguard.remediations.oci_actions import find_nsg
-
     ref = op.params["nsg"]
     nsg_id = find_nsg(backends, ref)
     if nsg_id is None:
@@ -152,8 +151,6 @@ def attached(doc: Mapping[str, Any] | None, nsg_id: str) -> bool:
 
 def service_problems(backends: Backends, services: list[Mapping[str, Any]]) -> list[str]:
     """The planned Services that do not carry their load-balancer NSG (verify step)."""
-    from okeguard.remediations.oci_actions import find_nsg
-
     problems = []
     for entry in services:
         nsg_id = find_nsg(backends, entry["nsg"])
@@ -166,7 +163,7 @@ def service_problems(backends: Backends, services: list[Mapping[str, Any]]) -> l
     return problems
 
 
-@register("k8s.attach-lb-nsg")
+@action("k8s.attach-lb-nsg")
 class AttachLbNsgAction:
     def dry_run(self, op: Operation, backends: Backends) -> None:
         t = op.target
@@ -190,8 +187,6 @@ class AttachLbNsgAction:
     def in_effect(
         self, op: Operation, backends: Backends, record: Mapping[str, Any] | None, token: str
     ) -> bool:
-        from okeguard.remediations.oci_actions import find_nsg
-
         nsg_id = (record or {}).get("nsg_id") or find_nsg(backends, op.params["nsg"])
         doc = _service(backends, op)
         return nsg_id is not None and doc is not None and patch_applies(doc, undo_patch(op, nsg_id))

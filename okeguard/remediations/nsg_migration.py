@@ -52,6 +52,7 @@ from okeguard.remediations.nsg_plan_parts import (
 )
 from okeguard.remediations.oci_writer import rule_to_dict
 from okeguard.remediations.plan import Plan, PlanError
+from okeguard.remediations.planners import planner
 
 REMEDIATION = "move-rules-to-nsg"
 CHECKS = (
@@ -166,6 +167,7 @@ def _lb_unattachable(state: OciState, cluster: OkeCluster, carriers: list[K8sObj
     return None
 
 
+@planner("move-rules-to-nsg")
 def plan_move_rules_to_nsg(
     finding: Finding, inventory: Inventory, settings: RemediationConfig, variant: str = "default"
 ) -> Plan:

@@ -33,7 +33,7 @@ from okeguard.remediations.engine import (
     Backends,
     StepFailed,
     VerifyFailed,
-    register,
+    action,
     retry_token,
 )
 from okeguard.remediations.oci_writer import (
@@ -174,7 +174,7 @@ def _nsg_rules(backends: Backends, nsg_id: str) -> list[tuple[str, SecurityRule]
     return [(str(r.id), to_rule(r, str(r.direction).lower())) for r in listed or ()]
 
 
-@register("oci.create-nsg")
+@action("oci.create-nsg")
 class CreateNsgAction:
     def dry_run(self, op: Operation, backends: Backends) -> None:
         ref = op.params["nsg"]
@@ -236,7 +236,7 @@ class CreateNsgAction:
         return {"deleted": True, "nsg_id": nsg_id}
 
 
-@register("oci.add-nsg-rules")
+@action("oci.add-nsg-rules")
 class AddNsgRulesAction:
     def dry_run(self, op: Operation, backends: Backends) -> None:
         _need_nsg(backends, op.params["nsg"])
@@ -303,6 +303,3 @@ class AddNsgRulesAction:
                 details,
             )
         return {"nsg_id": nsg_id, "removed": len(ids)}
-
-
-from okeguard.remediations import oci_attach as _oci_attach  # noqa: E402,F401  (registers more)

@@ -14,7 +14,7 @@ from typing import Any
 
 from okeguard.inventory.oci_convert import to_rule
 from okeguard.inventory.oci_model import SecurityRule
-from okeguard.remediations.engine import Backends, StepFailed, VerifyFailed, register
+from okeguard.remediations.engine import Backends, StepFailed, VerifyFailed, action
 from okeguard.remediations.nsg_lb import service_problems
 from okeguard.remediations.oci_actions import (
     _ce,
@@ -68,7 +68,7 @@ def _endpoint_nsgs(cluster: Any) -> list[str]:
     return list((cluster.endpoint_config.nsg_ids if cluster.endpoint_config else None) or [])
 
 
-@register("oci.attach-endpoint-nsgs")
+@action("oci.attach-endpoint-nsgs")
 class AttachEndpointNsgsAction:
     def dry_run(self, op: Operation, backends: Backends) -> None:
         _, etag = _cluster(backends, op)
@@ -106,7 +106,7 @@ class AttachEndpointNsgsAction:
         return {"nsg_ids": original, "work_request_id": wr}
 
 
-@register("oci.set-endpoint-public")
+@action("oci.set-endpoint-public")
 class SetEndpointPublicAction:
     """``is_public_ip_enabled`` of the endpoint: ``params.value``; ``undo.value`` restores it."""
 
@@ -203,7 +203,7 @@ def _pool_update(
     )
 
 
-@register("oci.attach-node-pool-nsgs")
+@action("oci.attach-node-pool-nsgs")
 class AttachNodePoolNsgsAction:
     def _wanted(self, op: Operation, backends: Backends) -> tuple[list[str], list[str] | None]:
         p = op.params
@@ -287,7 +287,7 @@ def migration_problems(op: Operation, backends: Backends) -> list[str]:
     return problems
 
 
-@register("oci.verify-nsg-migration")
+@action("oci.verify-nsg-migration")
 class VerifyNsgMigrationAction:
     def dry_run(self, op: Operation, backends: Backends) -> None:
         return None
@@ -354,7 +354,7 @@ def _replace_rules(
     return str(response.headers.get("etag") or "") or None
 
 
-@register("oci.remove-security-list-rules")
+@action("oci.remove-security-list-rules")
 class RemoveSecurityListRulesAction:
     def dry_run(self, op: Operation, backends: Backends) -> None:
         _, etag = _security_list(backends, op)

@@ -1,64 +1,56 @@
-"""Which planner plans which remediation, and the one entry point :func:`plan_finding`."""
+"""Which planner plans which remediation, and the one entry point :func:`plan_finding`.
+
+A planner is a pure function registered with :func:`planner` under the remediation id that
+checks name (``@check(remediation=…)``); ``guidance`` is the id of checks with no automatic fix.
+"""
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 
 from okeguard.checks.model import Finding
 from okeguard.config import RemediationConfig
 from okeguard.inventory.model import Inventory
 from okeguard.remediations.plan import Plan, PlanError
+from okeguard.remediations.registry import Registry, load_catalogue
 
 Planner = Callable[[Finding, Inventory, RemediationConfig, str], Plan]
 
-# remediation id -> (module, planner function); modules load on first use.
-PLANNERS: dict[str, tuple[str, str]] = {
-    "add-security-context": (
-        "okeguard.remediations.security_context",
-        "plan_add_security_context",
-    ),
-    "add-default-deny-policy": (
-        "okeguard.remediations.network_policy",
-        "plan_add_default_deny_policy",
-    ),
-    "move-rules-to-nsg": ("okeguard.remediations.nsg_migration", "plan_move_rules_to_nsg"),
-    "make-endpoint-private": ("okeguard.remediations.endpoint", "plan_make_endpoint_private"),
-    "rotate-secret": ("okeguard.remediations.secret_rotation", "plan_rotate_secret"),
-}
-# The modules whose actions a plan's operations may name (imported before a plan runs).
-ACTION_MODULES = (
-    "okeguard.remediations.kube_actions",
-    "okeguard.remediations.oci_actions",
-    "okeguard.remediations.secret_actions",
-)
+GUIDANCE = "guidance"  # the remediation of checks that have no planner: people follow the docs
+
+# remediation id -> planner; filled by ``@planner`` in the modules ``catalogue.py`` imports
+PLANNERS: Registry[Planner] = Registry("remediation", load=load_catalogue)
 
 
-def load_actions(plan: Plan) -> None:
-    """Import the modules registering the operations ``plan`` names (imported on first use)."""
-    from okeguard.remediations.engine import ACTIONS
+def planner(
+    remediation: str, *, registry: Registry[Planner] = PLANNERS
+) -> Callable[[Planner], Planner]:
+    """Register the decorated function as the planner of ``remediation``."""
 
-    for module in ACTION_MODULES:
-        if all(op.action in ACTIONS for op in plan.operations):
-            return
-        importlib.import_module(module)
+    def register(func: Planner) -> Planner:
+        registry.add(remediation, func)
+        return func
+
+    return register
 
 
-def planner_for(remediation: str) -> Planner:
-    try:
-        module, name = PLANNERS[remediation]
-    except KeyError:
-        if remediation == "guidance":
-            raise PlanError(
-                "this finding has no automatic fix: follow the guidance in docs/checks.md"
-            ) from None
-        raise PlanError(f"unknown remediation {remediation!r}") from None
-    planner: Planner = getattr(importlib.import_module(module), name)
-    return planner
+def planner_for(remediation: str, *, registry: Registry[Planner] = PLANNERS) -> Planner:
+    """The planner of ``remediation``; PlanError for ``guidance`` or an unknown id."""
+    found = registry.get(remediation)
+    if found is not None:
+        return found
+    if remediation == GUIDANCE:
+        raise PlanError("this finding has no automatic fix: follow the guidance in docs/checks.md")
+    raise PlanError(f"unknown remediation {remediation!r}")
 
 
 def plan_finding(
-    finding: Finding, inventory: Inventory, settings: RemediationConfig, variant: str = "default"
+    finding: Finding,
+    inventory: Inventory,
+    settings: RemediationConfig,
+    variant: str = "default",
+    *,
+    registry: Registry[Planner] = PLANNERS,
 ) -> Plan:
     """The plan fixing ``finding`` in ``inventory`` (raises :class:`PlanError` when there is none).
 
@@ -66,4 +58,6 @@ def plan_finding(
     """
     if finding.status.value != "open":
         raise PlanError(f"finding {finding.fingerprint[:12]} is {finding.status.value}, not open")
-    return planner_for(finding.remediation)(finding, inventory, settings, variant)
+    return planner_for(finding.remediation, registry=registry)(
+        finding, inventory, settings, variant
+    )

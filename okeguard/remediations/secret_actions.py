@@ -23,16 +23,12 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from okeguard.remediations import (  # noqa: F401  (register their operations)
-    secret_mirror,
-    token_actions,
-)
 from okeguard.remediations.engine import (
     Backends,
     StepFailed,
     UndoRefused,
     VerifyFailed,
-    register,
+    action,
 )
 from okeguard.remediations.plan import Operation
 from okeguard.remediations.secret_vault import (
@@ -67,7 +63,7 @@ def _version_name(token: str) -> str:
     return f"okeguard-{hashlib.sha256(token.encode()).hexdigest()[:20]}"
 
 
-@register("vault.new-version")
+@action("vault.new-version")
 class NewVersionAction:
     def dry_run(self, op: Operation, backends: Backends) -> None:
         secret, _ = vault_secret(backends, str(op.target["id"]))

@@ -22,7 +22,7 @@ from okeguard.remediations.engine import (
     StepFailed,
     UndoRefused,
     VerifyFailed,
-    register,
+    action,
 )
 from okeguard.remediations.kube_writer import JSON_PATCH, MERGE_PATCH
 from okeguard.remediations.plan import Operation
@@ -46,7 +46,7 @@ from okeguard.remediations.secret_vault import (
 )
 
 
-@register("k8s.sync-secret-from-vault")
+@action("k8s.sync-secret-from-vault")
 class SyncSecretAction:
     def _check(self, op: Operation, backends: Backends) -> dict[str, Any]:
         kind, namespace, name = where(op.target)
@@ -239,7 +239,7 @@ class SyncSecretAction:
         return {"version": previous, "resourceVersion": rv}
 
 
-@register("k8s.refresh-external-secret")
+@action("k8s.refresh-external-secret")
 class RefreshExternalSecretAction:
     def dry_run(self, op: Operation, backends: Backends) -> None:
         kind, namespace, name = where(op.target)

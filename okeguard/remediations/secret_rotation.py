@@ -29,6 +29,7 @@ from okeguard.config import RemediationConfig
 from okeguard.inventory.model import Inventory, K8sObject, Workload
 from okeguard.inventory.oci_model import VaultSecret
 from okeguard.remediations.plan import Operation, Plan, PlanError
+from okeguard.remediations.planners import planner
 from okeguard.remediations.secret_vault import ALPHABETS, MIRROR_ANNOTATIONS
 from okeguard.remediations.token_rotation import (
     REMEDIATION,
@@ -240,6 +241,7 @@ def _plan_vault(
     )
 
 
+@planner("rotate-secret")
 def plan_rotate_secret(
     finding: Finding, inventory: Inventory, settings: RemediationConfig, variant: str = "default"
 ) -> Plan:

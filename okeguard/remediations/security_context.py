@@ -55,6 +55,7 @@ from okeguard.remediations.patches import (
     test_resource_version,
 )
 from okeguard.remediations.plan import Operation, Plan, PlanError
+from okeguard.remediations.planners import planner
 
 REMEDIATION = "add-security-context"
 VARIANTS = ("default", "conservative")
@@ -181,6 +182,7 @@ def _refuse_unpatchable(workload: Workload) -> None:
         )
 
 
+@planner("add-security-context")
 def plan_add_security_context(
     finding: Finding, inventory: Inventory, settings: RemediationConfig, variant: str = "default"
 ) -> Plan:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from okeguard.remediations.engine import Backends, VerifyFailed, register
+from okeguard.remediations.engine import Backends, VerifyFailed, action
 from okeguard.remediations.kube_actions import ROLLOUT_KINDS, CreateAction, watch_rollout
 from okeguard.remediations.kube_writer import MERGE_PATCH
 from okeguard.remediations.plan import Operation
@@ -21,7 +21,7 @@ from okeguard.remediations.secret_vault import RESTART_TOKEN, kube, now_text, wh
 
 
 # -- consumers and tokens ------------------------------------------------------------------------
-@register("k8s.restart-consumer")
+@action("k8s.restart-consumer")
 class RestartConsumerAction:
     def _patch(self, token: str) -> dict[str, Any]:
         annotations = {"kubectl.kubernetes.io/restartedAt": now_text(), RESTART_TOKEN: token}
@@ -68,7 +68,7 @@ def _has_token(backends: Backends, ref: Mapping[str, Any]) -> bool:
     return bool((doc.get("data") or {}).get("token"))
 
 
-@register("k8s.create-token-secret")
+@action("k8s.create-token-secret")
 class CreateTokenSecretAction(CreateAction):
     """``k8s.create`` that also waits for the token controller to fill ``data.token``."""
 
@@ -104,7 +104,7 @@ def _references(value: Any, name: str) -> bool:
     return False
 
 
-@register("k8s.await-consumers")
+@action("k8s.await-consumers")
 class AwaitConsumersAction:
     """A gate before the old token's deletion: the new token exists, nothing reads the old."""
 

@@ -40,18 +40,16 @@ from okeguard.remediations.approvals import (
 )
 from okeguard.remediations.engine import (
     Backends,
-    Outcome,
     all_in_effect,
     execute_plan,
-    incomplete_reason,
     revert_steps,
-    steps_from_events,
     verify_steps,
 )
 from okeguard.remediations.lease import LeaseLost, RunLease, claim, new_owner, release
 from okeguard.remediations.live import LiveCluster
 from okeguard.remediations.plan import Plan, short_hash
-from okeguard.remediations.planners import load_actions, plan_finding
+from okeguard.remediations.planners import plan_finding
+from okeguard.remediations.steps import Outcome, incomplete_reason, steps_from_events
 
 S = RequestState
 __all__ = [
@@ -184,7 +182,6 @@ def apply_request(
         with sessions.begin() as session:
             transition(session, request_id, S.APPROVED, S.SUPERSEDED, actor, reason=why)
         raise refuse(sessions, request_id, actor, "apply", why)
-    load_actions(approved)
     try:
         fresh = replan(live, approved)
     except PlanError as exc:
@@ -303,7 +300,6 @@ def rollback_request(
             f"it is {state}; only an applied request can be rolled back",
         )
     plan = Plan.from_dict(stored)
-    load_actions(plan)
     settings = live.config.remediation
     owner = new_owner()
     with sessions.begin() as session:
@@ -399,7 +395,6 @@ def reconcile(
             results.append(ApplyResult(request_id, S.EXPIRED.value, "expired", ""))
     for request_id, state, approved_hash, stored in runs:
         plan = Plan.from_dict(stored)
-        load_actions(plan)
         owner = new_owner()
         with sessions.begin() as session:
             won = claim(session, request_id, [state], owner, lease_seconds, now=now)

@@ -1,50 +1,57 @@
-"""Every registered check's ``remediation`` names something that can plan it: ``guidance``, or a
-key of ``PLANNERS`` whose module imports and whose function is callable with a planner's
-arguments. A check registered with a misspelt remediation fails here, not in front of a user."""
+"""Every registered check can be acted on: its ``remediation`` is ``guidance`` (people follow the
+docs) or names a registered planner callable with a planner's arguments; every planner serves a
+check, and every operation a planner writes names a registered action. A check registered with
+a misspelt remediation fails here, not in front of a user."""
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import inspect
+import re
 from collections.abc import Iterable
+from pathlib import Path
+from typing import cast
 
 import pytest
 
+from okeguard.checks.model import Finding, ResourceRef, Severity, Status
 from okeguard.checks.registry import CheckSpec, all_checks
-from okeguard.remediations.plan import PlanError
-from okeguard.remediations.planners import PLANNERS, planner_for
+from okeguard.config import RemediationConfig
+from okeguard.inventory.model import Inventory
+from okeguard.remediations.engine import ACTIONS
+from okeguard.remediations.plan import Plan, PlanError
+from okeguard.remediations.planners import (
+    GUIDANCE,
+    PLANNERS,
+    Planner,
+    plan_finding,
+    planner,
+    planner_for,
+)
+from okeguard.remediations.registry import Registry
 
 PLANNER_PARAMETERS = 4  # finding, inventory, settings, variant
+REMEDIATIONS = Path(__file__).resolve().parents[2] / "okeguard" / "remediations"
 
 
-def unresolved(specs: Iterable[CheckSpec]) -> list[str]:
+def unresolved(specs: Iterable[CheckSpec], registry: Registry[Planner] = PLANNERS) -> list[str]:
     """``check id: why`` for every check whose remediation resolves to no usable planner."""
     problems = []
     for spec in specs:
-        if spec.remediation == "guidance":
+        if spec.remediation == GUIDANCE:
             continue
-        if spec.remediation not in PLANNERS:
-            problems.append(f"{spec.id}: remediation {spec.remediation!r} is not in PLANNERS")
-            continue
-        module_name, function_name = PLANNERS[spec.remediation]
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as exc:
-            problems.append(f"{spec.id}: module {module_name} does not import ({exc})")
-            continue
-        planner = getattr(module, function_name, None)
-        if not callable(planner):
-            problems.append(f"{spec.id}: {module_name}.{function_name} is not callable")
+        found = registry.get(spec.remediation)
+        if found is None:
+            problems.append(f"{spec.id}: remediation {spec.remediation!r} has no planner")
             continue
         try:
-            inspect.signature(planner).bind(*range(PLANNER_PARAMETERS))
+            inspect.signature(found).bind(*range(PLANNER_PARAMETERS))
         except TypeError as exc:
-            problems.append(f"{spec.id}: {function_name} is not a planner ({exc})")
+            problems.append(f"{spec.id}: {found.__name__} is not a planner ({exc})")
     return problems
 
 
-def test_every_check_remediation_resolves_to_a_planner() -> None:
+def test_every_check_has_a_planner_or_guidance() -> None:
     specs = all_checks()
     assert len(specs) > 40  # the catalogue was really loaded
     assert unresolved(specs) == []
@@ -55,53 +62,75 @@ def test_every_planner_is_used_by_some_check() -> None:
     assert set(PLANNERS) <= used, set(PLANNERS) - used
 
 
+def test_every_operation_a_planner_writes_is_a_registered_action() -> None:
+    """The operations are named where the plans are built (``action="…"``); each must run."""
+    named = {
+        name
+        for path in REMEDIATIONS.glob("*.py")
+        for name in re.findall(r'\baction="([^"]+)"', path.read_text(encoding="utf-8"))
+    }
+    assert len(named) > 10, named  # the pattern still finds them
+    assert named - set(ACTIONS) == set()
+
+
+def _not_a_planner(finding: object) -> Plan:
+    raise AssertionError("never called")
+
+
 @pytest.mark.parametrize(
-    ("remediation", "planners", "needle"),
+    ("remediation", "registered", "needle"),
     [
-        ("add-default-deny-polcy", None, "'add-default-deny-polcy' is not in PLANNERS"),
-        ("Guidance", None, "'Guidance' is not in PLANNERS"),
-        (
-            "add-default-deny-policy",
-            {"add-default-deny-policy": ("okeguard.remediations.no_such_module", "plan")},
-            "does not import",
-        ),
-        (
-            "add-default-deny-policy",
-            {"add-default-deny-policy": ("okeguard.remediations.network_policy", "POLICY_NAME")},
-            "is not callable",
-        ),
-        (
-            "add-default-deny-policy",
-            {"add-default-deny-policy": ("okeguard.remediations.network_policy", "nothing")},
-            "is not callable",
-        ),
-        (
-            "add-default-deny-policy",
-            {"add-default-deny-policy": ("okeguard.timestamps", "parse_timestamp")},
-            "is not a planner",
-        ),
+        ("add-default-deny-polcy", None, "'add-default-deny-polcy' has no planner"),
+        ("Guidance", None, "'Guidance' has no planner"),
+        ("add-default-deny-policy", _not_a_planner, "_not_a_planner is not a planner"),
     ],
 )
 def test_a_broken_remediation_is_caught(
-    monkeypatch: pytest.MonkeyPatch,
-    remediation: str,
-    planners: dict[str, tuple[str, str]] | None,
-    needle: str,
+    remediation: str, registered: Planner | None, needle: str
 ) -> None:
-    """The check above fails for a misspelt id, a missing module or a missing function."""
+    """The check above fails for a misspelt id or a function that is not a planner."""
+    registry: Registry[Planner] = Registry("remediation")
+    if registered is not None:
+        registry.add(remediation, registered)
     spec = next(s for s in all_checks() if s.id == "k8s.missing-network-policy")
-    if planners is not None:
-        monkeypatch.setitem(PLANNERS, remediation, planners[remediation])
-    [problem] = unresolved([dataclasses.replace(spec, remediation=remediation)])
+    [problem] = unresolved([dataclasses.replace(spec, remediation=remediation)], registry)
     assert problem.startswith("k8s.missing-network-policy: ") and needle in problem
 
 
 def test_the_dispatcher_agrees_with_the_check() -> None:
     """``planner_for`` (what ``okeguard fix`` calls) resolves every remediation in use and refuses
     a misspelt one by name."""
-    for remediation in {spec.remediation for spec in all_checks()} - {"guidance"}:
+    for remediation in {spec.remediation for spec in all_checks()} - {GUIDANCE}:
         assert callable(planner_for(remediation))
     with pytest.raises(PlanError, match="unknown remediation 'add-default-deny-polcy'"):
         planner_for("add-default-deny-polcy")
     with pytest.raises(PlanError, match="no automatic fix"):
-        planner_for("guidance")
+        planner_for(GUIDANCE)
+
+
+def _finding(remediation: str) -> Finding:
+    ref = ResourceRef("Namespace", None, "shop")
+    return Finding(
+        "k8s.missing-network-policy", Severity.MEDIUM, Status.OPEN, "prod", ref, "m", ("P9",),
+        remediation, "f" * 32,
+    )  # fmt: skip
+
+
+def test_plan_finding_asks_the_registry_it_is_given() -> None:
+    registry: Registry[Planner] = Registry("remediation")
+    planned = cast(Plan, object())
+    seen: list[tuple[object, ...]] = []
+
+    @planner("add-default-deny-policy", registry=registry)
+    def plan_it(*args: object) -> Plan:
+        seen.append(args)
+        return planned
+
+    inventory, settings = cast(Inventory, object()), RemediationConfig()  # passed through
+    found = _finding("add-default-deny-policy")
+    assert plan_finding(found, inventory, settings, "strict", registry=registry) is planned
+    assert seen == [(found, inventory, settings, "strict")]
+    with pytest.raises(ValueError, match="remediation registered twice: add-default-deny-policy"):
+        planner("add-default-deny-policy", registry=registry)(plan_it)
+    with pytest.raises(PlanError, match="unknown remediation 'rotate-secret'"):
+        plan_finding(_finding("rotate-secret"), inventory, settings, registry=registry)
