@@ -1,19 +1,17 @@
 """The OKE cluster checks: endpoint, versions, node images, policy enforcement, logs, audit and
-Vault secrets (``okeguard/checks/oke_cluster.py``), plus the catalogue contract of every
-``oke.*`` id."""
+Vault secrets (``okeguard/checks/oke_cluster.py``), and where the ``oke.*`` checks run (their
+metadata is pinned in ``test_catalogue.py``)."""
 
 from __future__ import annotations
 
 import dataclasses
-import re
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
 from okeguard.checks.model import Severity, Status
 from okeguard.checks.oke_cluster import parse_version
-from okeguard.checks.registry import all_checks, get_check
+from okeguard.checks.registry import all_checks
 from okeguard.inventory.oci_model import VaultSecret
 from tests.helpers import NOW, config, deployment
 from tests.unit.oke_factories import (
@@ -27,51 +25,14 @@ from tests.unit.oke_factories import (
     with_subnets,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
 
-OKE_CATALOGUE = [
-    ("oke.public-api-endpoint", "P2", "high", "make-endpoint-private"),
-    ("oke.legacy-endpoint", "P2", "high", "guidance"),
-    ("oke.workers-in-public-subnet", "P3", "high", "guidance"),
-    ("oke.security-lists-instead-of-nsgs", "P4", "medium", "move-rules-to-nsg"),
-    ("oke.lb-security-list-mode", "P7", "medium", "move-rules-to-nsg"),
-    ("oke.world-open-ingress", "P3, P4", "high", "move-rules-to-nsg"),
-    ("oke.public-load-balancer", "P1, P3", "medium", "guidance"),
-    ("oke.lb-without-tls", "P11", "info", "guidance"),
-    ("oke.outdated-kubernetes", "P5", "medium", "guidance"),
-    ("oke.node-pool-version-skew", "P5", "medium", "guidance"),
-    ("oke.stale-node-image", "P5", "medium", "guidance"),
-    ("oke.network-policy-not-enforced", "P6", "high", "guidance"),
-    ("oke.flow-logs-disabled", "P16", "medium", "guidance"),
-    ("oke.audit-retention-short", "P13", "low", "guidance"),
-    ("oke.control-plane-logs-disabled", "P12, P13", "low", "guidance"),
-    ("oke.vault-secret-not-rotated", "P8, P18", "medium", "rotate-secret"),
-]
-# They read only Services, so they run on manifests and without the OCI side too.
-SERVICE_ONLY = {"oke.lb-security-list-mode", "oke.public-load-balancer", "oke.lb-without-tls"}
+def _oke_ids(*, oci: bool | None = None) -> set[str]:
+    """The registered ``oke.*`` checks (those with ``spec.oci`` equal to ``oci``, when given);
+    their metadata is pinned in ``test_catalogue.py``."""
+    return {s.id for s in all_checks() if s.id.startswith("oke.") and oci in (None, s.oci)}
 
 
-# --- the catalogue contract ----------------------------------------------------------------
-
-
-def test_every_oke_check_is_registered_with_its_catalogue_metadata() -> None:
-    for check_id, practice, severity, remediation in OKE_CATALOGUE:
-        spec = get_check(check_id)
-        assert spec is not None, check_id
-        assert ", ".join(spec.practice) == practice, check_id
-        assert spec.severity.value == severity, check_id
-        assert spec.remediation == remediation, check_id
-        assert spec.oci is (check_id not in SERVICE_ONLY), check_id
-        assert spec.title and spec.description
-
-
-def test_the_shared_catalogue_lists_no_oke_id_we_miss() -> None:
-    ids = {row[0] for row in OKE_CATALOGUE}
-    shared = ROOT.parent / "shared" / "CHECKS.md"
-    if shared.is_file():
-        assert set(re.findall(r"`(oke\.[a-z-]+)`", shared.read_text())) == ids
-    registered = {spec.id for spec in all_checks() if spec.id.startswith("oke.")}
-    assert registered == ids
+# --- where the OKE checks run --------------------------------------------------------------
 
 
 def test_oke_checks_are_not_applicable_without_the_oci_side() -> None:
@@ -80,14 +41,15 @@ def test_oke_checks_are_not_applicable_without_the_oci_side() -> None:
     from tests.helpers import inventory
 
     run = run_checks(inventory([], whole_cluster=True), Config(), now=NOW)
-    oke_ids = {row[0] for row in OKE_CATALOGUE} - SERVICE_ONLY
+    oke_ids, service_only = _oke_ids(oci=True), _oke_ids(oci=False)
+    assert oke_ids and service_only
     assert oke_ids <= set(run.not_applicable)
     assert not oke_ids & set(run.checks_run)
-    assert set(run.checks_run) >= SERVICE_ONLY
+    assert set(run.checks_run) >= service_only
 
 
 def test_the_clean_state_passes_every_oke_check() -> None:
-    findings = scan_oci(clean_state(), [row[0] for row in OKE_CATALOGUE])
+    findings = scan_oci(clean_state(), sorted(_oke_ids()))
     assert findings == []
 
 
