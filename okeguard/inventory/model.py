@@ -78,6 +78,11 @@ class K8sObject:
 
     @property
     def annotations(self) -> Mapping[str, str]:
+        metadata = self.raw.get("metadata")  # read for every finding: the common case inline
+        if type(metadata) is dict:
+            annotations = metadata.get("annotations")
+            if type(annotations) is dict:
+                return annotations
         return _mapping(self.metadata.get("annotations"))
 
     @property
@@ -138,24 +143,37 @@ def effective_security_context(pod_spec: Obj, container: Obj) -> EffectiveSecuri
     """Resolve one container's effective security context from its own and its pod's settings."""
     pod_sc: Obj = pod_spec.get("securityContext") or {}
     sc: Obj = container.get("securityContext") or {}
-
-    def inherited(key: str) -> Any:
-        value = sc.get(key)
-        return pod_sc.get(key) if value is None else value
-
-    seccomp = inherited("seccompProfile")
+    user = sc.get("runAsUser")
+    non_root = sc.get("runAsNonRoot")
+    group = sc.get("runAsGroup")
+    seccomp = sc.get("seccompProfile")
     caps: Obj = sc.get("capabilities") or {}
-    return EffectiveSecurityContext(
-        run_as_user=_int_or_none(inherited("runAsUser")),
-        run_as_non_root=_bool_or_none(inherited("runAsNonRoot")),
-        run_as_group=_int_or_none(inherited("runAsGroup")),
-        seccomp_profile=str(seccomp.get("type")) if isinstance(seccomp, dict) else None,
-        privileged=_bool_or_none(sc.get("privileged")),
-        allow_privilege_escalation=_bool_or_none(sc.get("allowPrivilegeEscalation")),
-        read_only_root_filesystem=_bool_or_none(sc.get("readOnlyRootFilesystem")),
-        capabilities_add=normalise_capabilities(caps.get("add")),
-        capabilities_drop=normalise_capabilities(caps.get("drop")),
+    add, drop = caps.get("add"), caps.get("drop")
+    key = (
+        _int_or_none(pod_sc.get("runAsUser") if user is None else user),
+        _bool_or_none(pod_sc.get("runAsNonRoot") if non_root is None else non_root),
+        _int_or_none(pod_sc.get("runAsGroup") if group is None else group),
+        _seccomp_type(pod_sc.get("seccompProfile") if seccomp is None else seccomp),
+        _bool_or_none(sc.get("privileged")),
+        _bool_or_none(sc.get("allowPrivilegeEscalation")),
+        _bool_or_none(sc.get("readOnlyRootFilesystem")),
+        normalise_capabilities(add) if add else (),
+        normalise_capabilities(drop) if drop else (),
     )
+    # Most containers of a cluster share one of a few settings: one (immutable) object each.
+    found = _CONTEXTS.get(key)
+    if found is None:
+        if len(_CONTEXTS) >= 4096:
+            _CONTEXTS.clear()
+        found = _CONTEXTS[key] = EffectiveSecurityContext(*key)
+    return found
+
+
+_CONTEXTS: dict[tuple[Any, ...], EffectiveSecurityContext] = {}
+
+
+def _seccomp_type(value: object) -> str | None:
+    return str(value.get("type")) if isinstance(value, dict) else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ and fields not listed may hold anything.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from okeguard.inventory.model import SUPPORTED_KINDS, K8sObject, Unevaluated
@@ -145,7 +145,16 @@ def admit(
     return to_object(doc, origin=origin)
 
 
-_FIELD_CHECKS = {kind: compile_shape(shape) for kind, shape in FIELD_TYPES.items()}
+class _Checks(dict[str, Callable[[object], bool]]):
+    """The compiled test of each kind's shape, compiled when a kind is first met (a scan meets a
+    few of the kinds, and compiling one takes about a millisecond)."""
+
+    def __missing__(self, kind: str) -> Callable[[object], bool]:
+        check = self[kind] = compile_shape(FIELD_TYPES[kind])
+        return check
+
+
+_FIELD_CHECKS = _Checks()
 
 
 def _identity(doc: dict[str, Any], origin: str | None) -> K8sObject | None:
