@@ -283,6 +283,16 @@ def _build(get_event: Any) -> Iterator[tuple[int, Any, tuple[Problem, ...]]]:
                 anchors[event.anchor] = (value, 1)
             if not stack:
                 line = event.start_mark.line + 1
+            elif type(container) is dict and value is not _MERGE:
+                # Most nodes: a scalar key, or a scalar value of a plain key (the general
+                # placement below handles merge keys, lists and what must be reported).
+                if key is _NO_KEY:
+                    key = value
+                    continue
+                if key is not _MERGE and key is not _SKIPPED:
+                    container[key] = value
+                    key = _NO_KEY
+                    continue
         elif kind is MappingStartEvent or kind is SequenceStartEvent:
             if not stack:
                 line = event.start_mark.line + 1
