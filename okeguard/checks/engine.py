@@ -184,33 +184,53 @@ def run_checks(
 def _to_findings(
     spec: CheckSpec, hits: Iterable[Hit], cluster: str, namespaces: Collection[str] | None
 ) -> Iterable[Finding]:
+    # A scan turns tens of thousands of hits into findings: the spec's fields are read once,
+    # and Finding is built with positional arguments (its fields in order).
+    check_id, severity, practice, remediation = (
+        spec.id,
+        spec.severity,
+        spec.practice,
+        spec.remediation,
+    )
     for hit in hits:
-        if namespaces and not _in_namespaces(hit.resource, namespaces):
+        resource = hit.resource
+        if namespaces and not _in_namespaces(resource, namespaces):
             continue
         status = hit.status
         reason = None
         if status is Status.OPEN:
-            reason = _exemption(hit, spec.id)
+            reason = _exemption(hit, check_id)
             if reason is not None:
                 status = Status.EXEMPT
+        subject = hit.subject
         yield Finding(
-            check_id=spec.id,
-            severity=hit.severity or spec.severity,
-            status=status,
-            cluster=cluster,
-            resource=hit.resource,
-            message=hit.message,
-            practice=spec.practice,
-            remediation=spec.remediation,
-            fingerprint=fingerprint(spec.id, cluster, hit.resource),
-            exempt_reason=reason,
-            origin=hit.subject.origin if hit.subject is not None else None,
+            check_id,
+            hit.severity or severity,
+            status,
+            cluster,
+            resource,
+            hit.message,
+            practice,
+            remediation,
+            fingerprint(check_id, cluster, resource),
+            reason,
+            subject.origin if subject is not None else None,
         )
 
 
 def finding_sort_key(f: Finding) -> tuple[int, str, str, str, str, str]:
     r = f.resource
-    return (-f.severity.rank, f.check_id, r.namespace or "", r.kind, r.name, r.container or "")
+    return (
+        _NEGATED_RANK[f.severity],
+        f.check_id,
+        r.namespace or "",
+        r.kind,
+        r.name,
+        r.container or "",
+    )
+
+
+_NEGATED_RANK = {severity: -severity.rank for severity in Severity}  # worst first
 
 
 def worst_open(findings: Iterable[Finding]) -> Severity | None:
