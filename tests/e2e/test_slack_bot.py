@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from okeguard.audit.chain import verify_chain
-from okeguard.audit.models import RemediationRequest
+from okeguard.audit.models import RemediationRequest, SlackMessage
 from okeguard.bot.cli_serve import EVENTS_PATH, RunningBot
 from tests.e2e.slack_support import (
     ALICE,
@@ -215,6 +216,17 @@ def _scan_and_request(bot: RunningBot, slack: FakeSlackApi) -> tuple[str, Any, s
     return fingerprint, approval, value
 
 
+def _recorded(bot: RunningBot, request_id: int, ts: str) -> bool:
+    """Whether the bot has recorded its approval message ``ts`` of ``request_id``."""
+    with bot.ctx.sessions() as session:
+        found = session.scalar(
+            select(SlackMessage.id).where(
+                SlackMessage.request_id == request_id, SlackMessage.ts == ts
+            )
+        )
+    return found is not None
+
+
 def test_an_expired_request_is_refused_and_marked_expired(
     bot: RunningBot, slack: FakeSlackApi, cluster: FakeKubeApi
 ) -> None:
@@ -222,6 +234,9 @@ def test_an_expired_request_is_refused_and_marked_expired(
 
     _, approval, value = _scan_and_request(bot, slack)
     request_id = int(value.split(":")[0])
+    # Slack shows the message before the bot has its ts (recorded once the post is answered);
+    # the expiry marks the recorded messages, so the click waits for that event, not a race.
+    wait_for("the approval message recorded", lambda: _recorded(bot, request_id, approval.ts))
     with bot.ctx.sessions.begin() as session:
         request = session.get(RemediationRequest, request_id)
         assert request is not None

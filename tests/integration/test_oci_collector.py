@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fnmatch
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -223,26 +225,47 @@ def test_lists_are_followed_over_every_page(oci_api: FakeOciApi, oci_config: Pat
     assert pages == [None, ["2"], ["4"]]
 
 
+class Rendezvous:
+    """Holds each request whose path matches until ``parties`` of them are in the server at once,
+    then lets them all through; gives up (and lets every request through) after ``timeout``.
+    ``met`` says whether they ever were: no clock decides, only what was in flight."""
+
+    def __init__(self, patterns: tuple[str, ...], parties: int, timeout: float = 30.0) -> None:
+        self.patterns, self.parties, self.timeout = patterns, parties, timeout
+        self.held = self.most = 0
+        self.met = self.gave_up = False
+        self._changed = threading.Condition()
+
+    def __call__(self, path: str) -> float:
+        """Stands in for the fake's per-path delay: waits here, then answers "no delay"."""
+        if not any(fnmatch.fnmatchcase(path, p) for p in self.patterns):
+            return 0.0
+        with self._changed:
+            self.held += 1
+            self.most = max(self.most, self.held)
+            if self.held >= self.parties:
+                self.met = True
+                self._changed.notify_all()
+            if not self._changed.wait_for(lambda: self.met or self.gave_up, self.timeout):
+                self.gave_up = True
+                self._changed.notify_all()
+            self.held -= 1
+        return 0.0
+
+
 def test_independent_calls_run_concurrently(
-    oci_api: FakeOciApi, world: OkeWorld, oci_config: Path
+    oci_api: FakeOciApi, world: OkeWorld, oci_config: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    delay = 0.3
-    for pattern in (
-        "/20160918/subnets/*",
-        "/20160918/networkSecurityGroups/*",
-        "/20160918/images/*",
-    ):
-        oci_api.delay(pattern, delay)
-    started = time.monotonic()
-    state = collect(oci_api, world, oci_config)
-    elapsed = time.monotonic() - started
-    delayed = (
-        oci_api.count("/20160918/subnets/*")
-        + oci_api.count("/20160918/networkSecurityGroups/*")
-        + oci_api.count("/20160918/images/*")
-    )
+    """With four workers, four of the slow independent reads (subnets, NSGs, images) are in the
+    server at the same time: each is held until the others arrive, which they only do when
+    the collector does not wait for one before starting the next."""
+    slow = ("/20160918/subnets/*", "/20160918/networkSecurityGroups/*", "/20160918/images/*")
+    rendezvous = Rendezvous(slow, parties=4)
+    monkeypatch.setattr(oci_api, "_delay_for", rendezvous)
+    state = collect(oci_api, world, oci_config, max_workers=4)
+    delayed = sum(oci_api.count(pattern) for pattern in slow)
     assert state.gaps == () and delayed == 12
-    assert elapsed < delayed * delay / 2, f"{elapsed:.2f}s for {delayed} delayed calls"
+    assert rendezvous.met and not rendezvous.gave_up, f"at most {rendezvous.most} at once"
 
 
 def test_a_forbidden_read_becomes_a_gap_with_the_policy_to_add(
