@@ -7,9 +7,16 @@ exercise every lifecycle path rather than an unchanged cluster. Prints the first
 time, the median and 95th percentile of the rest, the audit events written, and the database
 size. The snapshot is the one ``benchmarks/scan_scale.py`` writes (run it first if missing).
 
+With ``--cli`` it times the real command instead, each run a separate process: ``okeguard scan
+--snapshot F --format json -o /dev/null`` beside the same with ``--record``, into a fresh SQLite
+file or PostgreSQL schema (every finding new, the database created on first use) and into the
+database of the previous run (every finding seen again), interleaved round-robin; it prints
+best and median wall times and what ``--record`` adds to the scan.
+
 Examples:
   /work/venv/bin/python benchmarks/record_scale.py --scans 100 --churn 0.01
   /work/venv/bin/python benchmarks/record_scale.py --scans 5 --no-postgres
+  /work/venv/bin/python benchmarks/record_scale.py --cli --repeat 5 --okeguard /tmp/other-okeguard
 """
 
 from __future__ import annotations
@@ -77,6 +84,66 @@ def line(name: str, times: list[float], events: int, size_mb: float) -> str:
     )
 
 
+def _schema(action: str, name: str) -> None:
+    admin = create_engine(PG, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'{action} SCHEMA "{name}"' + (" CASCADE" if action == "DROP" else "")))
+    admin.dispose()
+
+
+def cli(okeguard: str, repeat: int, postgres: bool) -> None:
+    """Time ``scan`` and ``scan --record`` as commands (see the module's docstring)."""
+    import os
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from measure import measure
+
+    scan = [okeguard, "scan", "--snapshot", str(OUT / "snapshot.jsonl")]
+    scan += ["--format", "json", "-o", os.devnull]
+    tmp = Path("/tmp") / f"record-cli-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    databases = ["sqlite"] + (["postgresql"] if postgres else [])
+    walls: dict[str, list[float]] = {}
+    schemas: list[str] = []
+
+    def timed(name: str, command: list[str], url: str | None) -> None:
+        os.environ.pop("OKEGUARD_DATABASE_URL", None)
+        if url:
+            os.environ["OKEGUARD_DATABASE_URL"] = url
+        run = measure(command, os.devnull, 600)
+        if run.returncode not in (0, 1):
+            raise SystemExit(f"{name}: exit {run.returncode}: {run.stderr_tail[-400:]}")
+        walls.setdefault(name, []).append(run.wall_s)
+        print(f"  {name}: {run.wall_s:.2f} s", flush=True)
+
+    try:
+        for round_index in range(repeat):
+            timed("scan", scan, None)
+            for database in databases:
+                if database == "sqlite":
+                    url = f"sqlite:///{tmp / f'round{round_index}.db'}"
+                else:
+                    name = f"bench_cli_{uuid.uuid4().hex[:8]}"
+                    _schema("CREATE", name)
+                    schemas.append(name)
+                    url = f"{PG}?options=-csearch_path%3D{name}"
+                timed(f"scan --record, {database}, new database", [*scan, "--record"], url)
+                timed(f"scan --record, {database}, again", [*scan, "--record"], url)
+    finally:
+        os.environ.pop("OKEGUARD_DATABASE_URL", None)
+        for name in schemas:
+            _schema("DROP", name)
+        for path in tmp.iterdir():
+            path.unlink()
+        tmp.rmdir()
+    base = statistics.median(walls["scan"])
+    print(f"\nbest / median of {repeat} runs (wall); + median minus the scan's median")
+    for name, values in walls.items():
+        extra = "" if name == "scan" else f"  (+{statistics.median(values) - base:.2f} s)"
+        print(f"{name:45s} {min(values):.2f} / {statistics.median(values):.2f} s{extra}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -86,7 +153,13 @@ def main() -> None:
         "--churn", type=float, default=0.01, help="fraction of findings left out per scan"
     )
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--cli", action="store_true", help="time the real command instead")
+    parser.add_argument("--repeat", type=int, default=5, help="rounds of --cli (default 5)")
+    parser.add_argument("--okeguard", default="okeguard", help="the command --cli runs")
     args = parser.parse_args()
+    if args.cli:
+        cli(args.okeguard, args.repeat, not args.no_postgres)
+        return
     snapshot = OUT / "snapshot.jsonl"
     report = scan_inventory(load_snapshot(str(snapshot)), Config(), now=datetime.now(UTC))
     print(

@@ -11,6 +11,12 @@ Examples:
   /work/venv/bin/python benchmarks/scan_scale.py --scale 0.1 --checkov /work/checkov-venv/bin/checkov
   /work/venv/bin/python benchmarks/scan_scale.py --no-checkov --json benchmarks/out/results.json
   /work/venv/bin/python benchmarks/scan_scale.py --profile   # cProfile of each okeguard command
+  /work/venv/bin/python benchmarks/scan_scale.py --compare-tree /tmp/before   # same reports?
+
+``--compare-tree DIR`` also scans the data with the okeguard source tree in DIR (e.g. an export
+of the commit before a change) and with this checkout's, at a fixed evaluation time, and says
+whether the JSON reports (every finding, fingerprint and the summary) are identical
+(``compare_reports.py``).
 """
 
 from __future__ import annotations
@@ -203,6 +209,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--regenerate", action="store_true", help="rewrite the data even if cached")
     parser.add_argument("--profile", action="store_true", help="also cProfile each okeguard scan")
     parser.add_argument("--json", type=Path, help="write the results as JSON to this file")
+    parser.add_argument(
+        "--compare-tree",
+        type=Path,
+        help="another okeguard source tree: check that its reports equal this checkout's",
+    )
+    parser.add_argument(
+        "--compare-after",
+        type=Path,
+        help="the tree to compare with --compare-tree's (default: this checkout)",
+    )
     args = parser.parse_args(argv)
 
     okeguard = args.okeguard or shutil.which("okeguard", path=str(Path(sys.executable).parent))
@@ -282,6 +298,16 @@ def main(argv: list[str] | None = None) -> int:
     if counts:
         print("reports: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
 
+    comparison = None
+    if args.compare_tree:
+        from compare_reports import compare, describe
+
+        tree = args.compare_tree.resolve()
+        after = (args.compare_after or HERE.parent).resolve()
+        sources = ["manifests", "snapshot"]
+        comparison = compare(tree, data.root, data.manifests, data.snapshot, sources, after)
+        print(describe(comparison, tree, after))
+
     if args.profile:
         profile(okeguard, commands, data)
 
@@ -304,6 +330,7 @@ def main(argv: list[str] | None = None) -> int:
             "results": [s.to_dict() for s in summaries],
             "targets": targets,
             "reports": counts,
+            "report_comparison": comparison,
         }
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
