@@ -98,20 +98,6 @@ def _exception_dict(rule: ExceptionRule) -> dict[str, Any]:
     }
 
 
-def _selector(rule: ExceptionRule) -> str:
-    parts = [
-        f"{label}={value}"
-        for label, value in (
-            ("cluster", rule.cluster),
-            ("kind", rule.resource_kind),
-            ("namespace", rule.resource_namespace),
-            ("name", rule.resource_name),
-        )
-        if value is not None
-    ]
-    return " ".join(parts) or "everything"
-
-
 @contextmanager
 def _governed(
     config_path: str | None, *, create: bool
@@ -164,6 +150,7 @@ def exceptions_add(
 ) -> None:
     """Add an exception; it takes effect at the next recorded scan and expires by itself."""
     from okeguard.approval_policy import ApprovalRules
+    from okeguard.audit.queries import exception_pairs
     from okeguard.bot.identity import cli_identity
     from okeguard.exception_governance import Waiver, add_governed
     from okeguard.service import validate_check_ids
@@ -179,7 +166,7 @@ def exceptions_add(
         )
     pending = " It waits for an approver: okeguard exceptions approve ID."
     click.echo(
-        f"Added exception {rule.id} ({rule.state}): {check_id} on {_selector(rule)} "
+        f"Added exception {rule.id} ({rule.state}): {check_id} on {exception_pairs(rule)} "
         f"until {expires_at:%Y-%m-%d %H:%M} UTC."
         + (pending.replace("ID", str(rule.id)) if rule.state == "pending-approval" else ""),
         err=True,
@@ -200,20 +187,11 @@ def exceptions_add(
 @_CONFIG_OPTION
 def exceptions_list(show_all: bool, output_format: str, config_path: str | None) -> None:
     """List the exceptions in force and those waiting for approval (with --all, every one)."""
-    from sqlalchemy import or_, select
-
-    from okeguard.audit.models import ExceptionRule, ExceptionState
+    from okeguard.audit.queries import exception_pairs, listed_exceptions
     from okeguard.audit.types import utcnow
 
-    query = select(ExceptionRule).order_by(ExceptionRule.id)
-    if not show_all:
-        now = utcnow()
-        waiting = (ExceptionRule.state == ExceptionState.PENDING_APPROVAL.value) & (
-            ExceptionRule.expires_at > now
-        )
-        query = query.where(or_(ExceptionRule.active(now), waiting))
     with _session(_url(config_path)) as session:
-        rules = list(session.scalars(query))
+        rules = list(listed_exceptions(session, utcnow(), every=show_all))
     if output_format == "json":
         _out(json.dumps([_exception_dict(r) for r in rules], indent=2, ensure_ascii=False))
         return
@@ -225,7 +203,7 @@ def exceptions_list(show_all: bool, output_format: str, config_path: str | None)
         expiry = f"{r.expires_at:%Y-%m-%d %H:%M}" if r.expires_at else "never"
         lines.append(
             f"{r.id:>4}  {r.state:<16} {r.check_id:<34} {expiry:<17} {r.author:<14} "
-            f"{_selector(r)}: {r.reason}"
+            f"{exception_pairs(r)}: {r.reason}"
         )
     _out("\n".join(lines))
 

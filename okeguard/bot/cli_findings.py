@@ -183,25 +183,17 @@ def findings_list(
     config_path: str | None,
 ) -> None:
     """List recorded findings, worst severity first."""
-    from sqlalchemy import case, select
-
-    from okeguard.audit.models import FindingRecord
+    from okeguard.audit import queries
     from okeguard.checks.model import Severity
 
     try:
-        wanted = [Severity.parse(s) for s in severities]
+        wanted = [Severity.parse(s).value for s in severities]
     except ValueError as exc:
         raise UsageError(f"--severity: {exc}") from None
-    rank = case({s.value: -s.rank for s in Severity}, value=FindingRecord.severity, else_=0)
-    query = select(FindingRecord).order_by(
-        rank, FindingRecord.check_id, FindingRecord.cluster, FindingRecord.id
-    )
-    if statuses:
-        query = query.where(FindingRecord.status.in_(statuses))
-    if wanted:
-        query = query.where(FindingRecord.severity.in_([s.value for s in wanted]))
-    if clusters:
-        query = query.where(FindingRecord.cluster.in_(clusters))
     with _session(_url(config_path)) as session:
-        rows = list(session.scalars(query))
+        rows = list(
+            queries.recorded_findings(
+                session, statuses=statuses, severities=wanted, clusters=clusters
+            )
+        )
     _out(_render_findings(rows, output_format))

@@ -45,9 +45,8 @@ _DB_OPTION = click.option(
 @click.option("--format", "output_format", type=click.Choice(["table", "json"]), default="table")
 def list_requests(config_path: str | None, states: tuple[str, ...], output_format: str) -> None:
     """List remediation requests, newest first."""
-    from sqlalchemy import select
-
-    from okeguard.audit.models import RemediationRequest, RequestState
+    from okeguard.audit import queries
+    from okeguard.audit.models import RequestState
     from okeguard.bot.cli_db import _session
 
     for state in states:
@@ -55,10 +54,7 @@ def list_requests(config_path: str | None, states: tuple[str, ...], output_forma
             names = ", ".join(s.value for s in RequestState)
             raise UsageError(f"--state: unknown state '{state}' (one of {names})")
     with _session(_url(config_path)) as session:
-        query = select(RemediationRequest).order_by(RemediationRequest.id.desc())
-        if states:
-            query = query.where(RemediationRequest.state.in_(states))
-        rows = [_request_dict(r) for r in session.scalars(query)]
+        rows = [_request_dict(r) for r in queries.remediation_requests(session, states)]
     if output_format == "json":
         _out(json.dumps(rows, indent=2))
         return

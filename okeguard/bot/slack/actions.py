@@ -11,9 +11,9 @@ import logging
 from datetime import UTC, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
 from sqlalchemy import update as update_rows
 
+from okeguard.audit import queries
 from okeguard.audit.models import RemediationRequest, SlackMessage
 from okeguard.bot.slack import blocks
 from okeguard.bot.slack.app import once
@@ -333,12 +333,7 @@ def _show_final_state(ctx: BotContext, request_id: int, user: str) -> None:
 def _posted(ctx: BotContext, request_id: int) -> list[tuple[str, str]]:
     """(channel, ts) of the request's approval messages; ts is "" while it is being posted."""
     with ctx.sessions() as session:
-        rows = session.scalars(
-            select(SlackMessage).where(
-                SlackMessage.request_id == request_id, SlackMessage.kind == "approval"
-            )
-        ).all()
-        return [(r.channel, r.ts) for r in rows]
+        return queries.approval_messages(session, request_id)
 
 
 def _approval_messages(

@@ -22,10 +22,10 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from okeguard.audit.models import DigestRecord, RemediationRequest, SlackDelivery
+from okeguard.audit import queries
+from okeguard.audit.models import RemediationRequest, SlackDelivery
 from okeguard.bot.slack.outage import NOTICES, answer_database_down, database_unreachable, tell
 from okeguard.logs import new_request_id, request_context
 
@@ -90,11 +90,7 @@ def _log_outcome(ctx: BotContext, body: dict[str, Any], since: datetime) -> None
     if body.get("command") and str(body.get("text") or "").split()[:1] == ["digest"]:
         channel = str(body.get("channel_id"))
         with ctx.sessions() as session:
-            sent = session.scalars(
-                select(DigestRecord.id)
-                .where(DigestRecord.channel == channel, DigestRecord.sent_at >= since)
-                .order_by(DigestRecord.id.desc())
-            ).first()
+            sent = queries.digest_sent_since(session, channel, since)
         if sent is not None:
             log.info("digest #%d sent to %s", sent, channel, extra={"digest": sent})
         return

@@ -9,20 +9,10 @@ import shlex
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
-
-from okeguard.audit.models import (
-    AuditEvent,
-    ExceptionRule,
-    FindingRecord,
-    FindingStatus,
-    RemediationRequest,
-    RequestState,
-    Scan,
-)
+from okeguard.audit import queries
+from okeguard.audit.models import AuditEvent
 from okeguard.bot.slack import blocks
 from okeguard.bot.slack.app import once
-from okeguard.bot.slack.digest_model import RequestRow
 from okeguard.bot.slack.people import actor_of
 from okeguard.bot.slack.replies import post, upload
 from okeguard.errors import OkeguardError
@@ -34,7 +24,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 SLOW = frozenset({"scan", "fix", "digest"})
-SEVERITIES = ("critical", "high", "medium", "low", "info")
+SEVERITIES = queries.SEVERITY_ORDER
 LIST_LIMIT = 200
 
 
@@ -169,99 +159,52 @@ def quick(ctx: BotContext, command: Command, body: dict[str, Any]) -> blocks.Mes
 def _findings(ctx: BotContext, args: tuple[str, ...]) -> blocks.Message:
     from okeguard.bot.slack.digest import finding_row
 
-    query = select(FindingRecord).where(FindingRecord.status == FindingStatus.OPEN.value)
     clusters = {c.name for c in ctx.config.clusters}
     title = "Open findings"
+    severities: list[str] = []
+    on: list[str] = []
     for arg in args:
         if arg.lower() in SEVERITIES:
-            query = query.where(FindingRecord.severity == arg.lower())
+            severities.append(arg.lower())
             title += f", {arg.lower()}"
         elif arg in clusters or not clusters:
-            query = query.where(FindingRecord.cluster == arg)
+            on.append(arg)
             title += f" on {arg}"
         else:
             return blocks.usage_error(
                 f"'{arg}' is neither a configured cluster nor a severity: /okeguard findings [cluster] [severity]"
             )
     with ctx.sessions() as session:
-        rows = session.scalars(query.limit(5000)).all()
+        rows = queries.open_findings(session, severities=severities, clusters=on, limit=5000)
         found = [finding_row(r) for r in rows]
     found.sort(key=lambda r: (SEVERITIES.index(r.severity), r.check_id, r.resource))
     return blocks.findings_list(found[:LIST_LIMIT], title=title)
 
 
 def _approvals(ctx: BotContext) -> blocks.Message:
-    now = ctx.now()
+    from okeguard.bot.slack.digest import request_row
+
     with ctx.sessions() as session:
-        requests = session.scalars(
-            select(RemediationRequest)
-            .where(RemediationRequest.state == RequestState.PENDING_APPROVAL.value)
-            .order_by(RemediationRequest.id)
-        ).all()
-        rows = [
-            RequestRow(
-                r.id,
-                str(r.plan.get("remediation")),
-                str(r.plan.get("cluster")),
-                str(r.plan.get("check_id")),
-                r.state,
-                r.requester,
-                r.approver,
-                r.created_at,
-                r.expires_at,
-            )
-            for r in requests
-            if r.expires_at is None or r.expires_at > now
-        ]
+        requests = queries.pending_requests(session, ctx.now())
+        rows = [request_row(r, r.created_at) for r in requests]
     return blocks.approvals_list(rows)
 
 
 def _history(ctx: BotContext, resource: str) -> blocks.Message:
+    """``KIND/NAMESPACE/NAME``, ``KIND/NAME`` (any namespace) or a finding id."""
+    parts = resource.split("/")
     with ctx.sessions() as session:
-        query = select(FindingRecord.fingerprint, FindingRecord.check_id)
-        parts = resource.split("/")
-        if len(parts) == 3:
-            kind, namespace, name = parts
-            query = query.where(
-                FindingRecord.resource_kind == kind,
-                FindingRecord.resource_namespace == namespace,
-                FindingRecord.resource_name == name,
-            )
-        elif len(parts) == 2:
-            query = query.where(
-                FindingRecord.resource_kind == parts[0], FindingRecord.resource_name == parts[1]
-            )
+        if ":" not in resource and len(parts) in (2, 3):
+            kind, *namespace, name = parts
+            found = queries.findings_on_resource(session, kind, name, *namespace)
         else:
-            query = query.where(FindingRecord.fingerprint.startswith(resource))
-        checks = {row.fingerprint: row.check_id for row in session.execute(query.limit(500))}
-        fingerprints = list(checks)
-        requests = (
-            list(
-                session.scalars(
-                    select(RemediationRequest.id).where(
-                        RemediationRequest.finding_fingerprint.in_(fingerprints)
-                    )
-                )
-            )
-            if fingerprints
-            else []
-        )
-        subjects = [("finding", f) for f in fingerprints] + [
-            ("remediation_request", str(i)) for i in requests
+            found = queries.findings_by_ref(session, queries.parse_finding_ref(resource))
+        checks = {f.fingerprint: f.check_id for f in found}
+        events = [
+            (e.at, e.actor, _what(e, checks))
+            for e in queries.finding_history(session, list(checks))
         ]
-        events = []
-        if subjects:
-            conditions = [
-                (AuditEvent.subject_type == kind) & (AuditEvent.subject_id == sid)
-                for kind, sid in subjects
-            ]
-            from sqlalchemy import or_
-
-            rows = session.scalars(
-                select(AuditEvent).where(or_(*conditions)).order_by(AuditEvent.id.desc()).limit(40)
-            ).all()
-            events = [(e.at, e.actor, _what(e, checks)) for e in reversed(rows)]
-    if not fingerprints:
+    if not checks:
         return blocks.usage_error(f"no recorded finding on '{resource}'")
     return blocks.history_message(resource, events)
 
@@ -277,13 +220,9 @@ def _status(ctx: BotContext) -> blocks.Message:
     from okeguard import __version__
 
     with ctx.sessions() as session:
-        last = session.scalars(select(Scan).order_by(Scan.id.desc()).limit(1)).first()
-        pending = session.scalar(
-            select(func.count())
-            .select_from(RemediationRequest)
-            .where(RemediationRequest.state == RequestState.PENDING_APPROVAL.value)
-        )
-        exceptions = session.scalar(select(func.count()).select_from(ExceptionRule))
+        last = queries.last_scan(session)
+        pending = queries.pending_request_count(session)
+        exceptions = queries.exception_count(session)
     lines = {
         "Version": __version__,
         "Clusters": ", ".join(c.name for c in ctx.config.clusters) or "none configured",
@@ -293,8 +232,8 @@ def _status(ctx: BotContext) -> blocks.Message:
             if last is not None
             else "never"
         ),
-        "Pending approvals": str(pending or 0),
-        "Exceptions": str(exceptions or 0),
+        "Pending approvals": str(pending),
+        "Exceptions": str(exceptions),
         "Scheduled scans": str(len(ctx.config.schedule.scans)),
         "Digests": ", ".join(
             f"<#{d.channel}> at {d.time} {d.timezone}" for d in ctx.config.schedule.digests

@@ -10,10 +10,9 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import or_, select
-
 from okeguard.approval_policy import ApprovalRules, Person, slack_person
-from okeguard.audit.models import ExceptionRule, ExceptionState
+from okeguard.audit import queries
+from okeguard.audit.models import ExceptionState
 from okeguard.bot.slack import blocks
 from okeguard.exception_governance import (
     FAR_FUTURE,
@@ -130,21 +129,10 @@ def _add(ctx: BotContext, args: tuple[str, ...], person: Person) -> blocks.Messa
 
 
 def _list(ctx: BotContext) -> blocks.Message:
-    from okeguard.bot.slack.digest import exception_selector
-
-    now = ctx.now()
-    waiting = (ExceptionRule.state == ExceptionState.PENDING_APPROVAL.value) & (
-        ExceptionRule.expires_at > now
-    )
     with ctx.sessions() as session:
-        rules = session.scalars(
-            select(ExceptionRule)
-            .where(or_(ExceptionRule.active(now), waiting))
-            .order_by(ExceptionRule.id)
-            .limit(200)
-        ).all()
+        rules = queries.listed_exceptions(session, ctx.now(), limit=200)
         lines = [
-            f"#{r.id} `{r.check_id}` {exception_selector(r)}: {r.reason} (by {r.author}"
+            f"#{r.id} `{r.check_id}` {queries.exception_scope(r)}: {r.reason} (by {r.author}"
             + (f", until {r.expires_at:%Y-%m-%d}" if r.expires_at else "")
             + (", *waiting for an approver*" if r.state != ExceptionState.ACTIVE.value else "")
             + ")"

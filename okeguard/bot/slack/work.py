@@ -11,9 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
-
-from okeguard.audit.models import ClusterPosture, FindingRecord, FindingStatus
+from okeguard.audit import queries
+from okeguard.audit.models import FindingRecord, FindingStatus
 from okeguard.audit.types import utcnow
 from okeguard.errors import OkeguardError
 from okeguard.logs import current_request_id, request_context
@@ -121,10 +120,10 @@ def _scan_and_record(
     report = ctx.scan(clusters, namespaces)
     fingerprints = [f.fingerprint for f in report.findings]
     with ctx.sessions.begin() as session:
-        before = _finding_rows(session, fingerprints)
+        before = queries.finding_states(session, fingerprints)
         record_scan(session, report, actor=actor, started_by=actor, now=ctx.now())
-        after = _finding_rows(session, fingerprints)
-        scores = _scores(session, [p.cluster for p in (report.parts or (report,))])
+        after = queries.finding_states(session, fingerprints)
+        scores = queries.latest_scores(session, [p.cluster for p in (report.parts or (report,))])
     out = []
     for part in report.parts or (report,):
         scan = ClusterScan(part)
@@ -148,49 +147,18 @@ def _scan_and_record(
     return out
 
 
-def _finding_rows(session: Session, fingerprints: Sequence[str]) -> dict[str, Any]:
-    rows: dict[str, Any] = {}
-    columns = (
-        FindingRecord.fingerprint,
-        FindingRecord.status,
-        FindingRecord.severity,
-        FindingRecord.message,
-    )
-    for start in range(0, len(fingerprints), 500):
-        chunk = fingerprints[start : start + 500]
-        for row in session.execute(select(*columns).where(FindingRecord.fingerprint.in_(chunk))):
-            rows[row.fingerprint] = row
-    return rows
-
-
-def _scores(session: Session, clusters: Sequence[str]) -> dict[str, tuple[int, int | None]]:
-    """(newest score, change against the scan before) per cluster."""
-    out: dict[str, tuple[int, int | None]] = {}
-    for cluster in clusters:
-        rows = session.scalars(
-            select(ClusterPosture)
-            .where(ClusterPosture.cluster == cluster)
-            .order_by(ClusterPosture.id.desc())
-            .limit(2)
-        ).all()
-        if rows:
-            change = rows[0].score - rows[1].score if len(rows) > 1 else None
-            out[cluster] = (rows[0].score, change)
-    return out
-
-
-def finding_record(ctx: BotContext, fingerprint: str) -> FindingRecord:
-    """The recorded finding (fingerprint or a unique prefix of at least 8 characters)."""
+def finding_record(ctx: BotContext, finding_id: str) -> FindingRecord:
+    """The recorded finding that ``finding_id`` names (a fingerprint prefix of at least 6
+    characters, or CHECK:NAMESPACE/NAME: ``queries.resolve_finding``); BotError otherwise."""
     with ctx.sessions() as session:
-        rows = session.scalars(
-            select(FindingRecord).where(FindingRecord.fingerprint.startswith(fingerprint)).limit(2)
-        ).all()
-        if len(fingerprint) < 8 or not rows:
-            raise BotError(f"no recorded finding {fingerprint} (see `/okeguard findings`)")
-        if len(rows) > 1:
-            raise BotError(f"{fingerprint} matches several findings: give more of it")
-        session.expunge(rows[0])
-        return rows[0]
+        try:
+            record = queries.resolve_finding(session, finding_id)
+        except queries.FindingNotFound as exc:
+            raise BotError(f"{exc} (see `/okeguard findings`)") from None
+        except OkeguardError as exc:
+            raise BotError(str(exc)) from None
+        session.expunge(record)
+        return record
 
 
 def locate_live(ctx: BotContext, fingerprint: str) -> tuple[Finding, Inventory, LiveCluster]:
