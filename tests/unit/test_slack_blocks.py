@@ -24,15 +24,14 @@ from okeguard.bot.slack.blocks import (
     approvals_list,
     digest_message,
     findings_list,
-    help_message,
     history_message,
     parse_accept_risk,
     plan_preview_modal,
     refusal,
     scan_summary,
     status_message,
-    usage_error,
 )
+from okeguard.bot.slack.commands import help_message, usage_error
 from okeguard.bot.slack.digest_model import (
     ClusterDigest,
     Digest,

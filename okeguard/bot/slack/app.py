@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import inspect
 import logging
 import threading
 from collections import OrderedDict
@@ -27,6 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from okeguard.audit import queries
 from okeguard.audit.models import RemediationRequest, SlackDelivery
 from okeguard.bot.slack.outage import NOTICES, answer_database_down, database_unreachable, tell
+from okeguard.bot.slack.work import BOLT_KEY, bot_context
 from okeguard.logs import new_request_id, request_context
 
 if TYPE_CHECKING:
@@ -150,29 +152,31 @@ def claim(ctx: BotContext, body: dict[str, Any], part: str = "work") -> bool:
     return True
 
 
-def once(ctx: BotContext) -> Callable[[Callable[..., None]], Callable[..., None]]:
-    """Decorate a lazy listener so it runs once per delivery, whichever replica got it."""
+def once(listener: Callable[..., None]) -> Callable[..., None]:
+    """Decorate a lazy listener so it runs once per delivery, whichever replica got it.
 
-    def wrap(listener: Callable[..., None]) -> Callable[..., None]:
-        @functools.wraps(listener)  # Bolt reads the listener's argument names through this
-        def run(**kwargs: Any) -> None:
-            # lazy listeners run in Bolt's thread pool: carry the interaction's request id over
-            with request_context(interaction_id(kwargs["body"])):
-                try:
-                    if claim(ctx, kwargs["body"]):
-                        started = ctx.now()
-                        listener(**kwargs)
-                        _log_outcome(ctx, kwargs["body"], started)
-                except Exception as exc:
-                    if not database_unreachable(exc):
-                        raise
-                    key = delivery_key(kwargs["body"])
-                    if key is None or not NOTICES.told_in_acknowledgement(key):
-                        tell(ctx, kwargs["body"], exc)
+    The listener takes Bolt's ``context`` among its arguments (the bot's context is in it)."""
+    if "context" not in inspect.signature(listener).parameters:
+        raise TypeError(f"{listener.__name__} must take Bolt's 'context' argument")
 
-        return run
+    @functools.wraps(listener)  # Bolt reads the listener's argument names through this
+    def run(**kwargs: Any) -> None:
+        ctx, body = bot_context(kwargs["context"]), kwargs["body"]
+        # lazy listeners run in Bolt's thread pool: carry the interaction's request id over
+        with request_context(interaction_id(body)):
+            try:
+                if claim(ctx, body):
+                    started = ctx.now()
+                    listener(**kwargs)
+                    _log_outcome(ctx, body, started)
+            except Exception as exc:
+                if not database_unreachable(exc):
+                    raise
+                key = delivery_key(body)
+                if key is None or not NOTICES.told_in_acknowledgement(key):
+                    tell(ctx, body, exc)
 
-    return wrap
+    return run
 
 
 def build_app(
@@ -182,7 +186,7 @@ def build_app(
     token_verification: bool = True,
 ) -> App:
     """The Bolt app of the bot, using ``ctx.client`` for every Web API call."""
-    from slack_bolt import App, BoltRequest, BoltResponse
+    from slack_bolt import App, BoltContext, BoltRequest, BoltResponse
 
     from okeguard.bot.slack import actions, commands
 
@@ -209,6 +213,11 @@ def build_app(
     recent = RecentKeys()
 
     @app.middleware
+    def attach(context: BoltContext, next: Any) -> Any:
+        context[BOLT_KEY] = ctx  # every listener finds the bot's context here (``bot_context``)
+        return next()
+
+    @app.middleware
     def seen_here(body: dict[str, Any], next: Any) -> Any:
         with request_context(interaction_id(body)):
             key = delivery_key(body)
@@ -232,6 +241,6 @@ def build_app(
         )
         return None
 
-    commands.register(app, ctx)
-    actions.register(app, ctx)
+    commands.register(app)
+    actions.register(app)
     return app

@@ -83,6 +83,7 @@ __all__ = [
     "history_message",
     "is_actionable",
     "loading_modal",
+    "notice",
     "parse_accept_risk",
     "plan_preview_modal",
     "refusal",
@@ -91,44 +92,33 @@ __all__ = [
     "usage_error",
 ]
 
-SUBCOMMANDS: tuple[tuple[str, str], ...] = (
-    ("scan [cluster] [namespace]", "scan now and post the summary"),
-    ("findings [cluster] [severity]", "list open findings, worst first"),
-    ("fix FINDING", "preview the fix of a finding (fingerprint prefix) and request it"),
-    ("approvals", "remediation requests waiting for approval"),
-    ("exceptions [add|list|remove|approve|reject]", "accepted risks and waivers"),
-    ("history RESOURCE", "what happened to a resource, e.g. Deployment/shop/web"),
-    ("digest", "post the digest now"),
-    ("status", "the bot's clusters, last scans, scheduler and database"),
-    ("help", "this message"),
-)
 HISTORY_EVENTS = 40
 
-
-def _usage_lines() -> list[str]:
-    return [f"`/okeguard {usage}` — {what}" for usage, what in SUBCOMMANDS]
+Usage = tuple[str, str]  # (a subcommand as typed, e.g. "scan [cluster] [namespace]"; what it does)
 
 
-def help_message() -> Message:
-    """``/okeguard help``: every subcommand with what it does."""
+def _usage_lines(usages: Sequence[Usage]) -> list[str]:
+    return [f"`/okeguard {usage}` — {what}" for usage, what in usages]
+
+
+def help_message(usages: Sequence[Usage]) -> Message:
+    """``/okeguard help``: every subcommand (``usages``, in order) with what it does."""
     blocks: list[Block] = [
         header("okeguard: keep OKE clusters on security best practices"),
-        section("\n".join(_usage_lines())),
+        section("\n".join(_usage_lines(usages))),
         context(
             "Examples: `/okeguard scan shop-prod storefront` · `/okeguard findings shop-prod high`"
             " · `/okeguard fix 118c1684ba1d`"
         ),
     ]
-    return message(
-        "okeguard commands: " + ", ".join(u for u, _ in SUBCOMMANDS), blocks, ephemeral=True
-    )
+    return message("okeguard commands: " + ", ".join(u for u, _ in usages), blocks, ephemeral=True)
 
 
-def usage_error(text: str) -> Message:
+def usage_error(text: str, usages: Sequence[Usage]) -> Message:
     """A ``/okeguard`` command that could not be understood: the problem, then the usage."""
     blocks: list[Block] = [
         section(f":warning: {escape(text)}"),
-        section("\n".join(_usage_lines())),
+        section("\n".join(_usage_lines(usages))),
     ]
     return message(f"okeguard: {text}", blocks, ephemeral=True)
 
@@ -136,6 +126,11 @@ def usage_error(text: str) -> Message:
 def refusal(text: str) -> Message:
     """Why something was refused (not authorised, not allowed now); shown only to the asker."""
     return message(f"okeguard: {text}", [section(f":no_entry: {escape(text)}")], ephemeral=True)
+
+
+def notice(text: str, *, icon: str = ":white_check_mark:") -> Message:
+    """What was done (snoozed, accepted, added…) or where it went; shown only to the asker."""
+    return message(f"okeguard: {text}", [section(f"{icon} {escape(text)}")], ephemeral=True)
 
 
 def status_message(lines: Mapping[str, str]) -> Message:

@@ -23,7 +23,7 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from okeguard.checks.model import ResourceRef
+from okeguard.checks.model import SEVERITIES_DESC, ResourceRef
 
 MAX_BLOCKS = 50  # Slack's limit for one message
 SECTION_CHARS = 3000  # Slack's limit for a section's text
@@ -38,8 +38,8 @@ SEVERITY_EMOJI: Mapping[str, str] = {
     "low": ":large_blue_circle:",
     "info": ":white_circle:",
 }
-SEVERITY_ORDER: tuple[str, ...] = ("critical", "high", "medium", "low", "info")
-SEVERITY_RANK: Mapping[str, int] = {s: 4 - i for i, s in enumerate(SEVERITY_ORDER)}
+SEVERITY_ORDER: tuple[str, ...] = tuple(s.value for s in SEVERITIES_DESC)  # worst first
+SEVERITY_RANK: Mapping[str, int] = {s.value: s.rank for s in SEVERITIES_DESC}
 
 _SLACK_USER = re.compile(r"^[UW][A-Z0-9]+$")
 _MENTION = re.compile(r"^<@[UW][A-Z0-9]+>$")

@@ -1,31 +1,55 @@
-"""``/okeguard``: parse, answer quick things inline, run slow things (scan, fix, digest) in a lazy
-listener and post when done. Anything not understood gets the usage, only to the person who
-typed it."""
+"""``/okeguard``: one table, :data:`SUBCOMMANDS`, says for each subcommand how it is typed, what
+it does, whether it is quick (answered in the acknowledgement: database reads, exceptions) or
+slow (acknowledged at once, then done by a lazy listener that posts when done: scan, fix,
+digest), and which function does it. Help, usage and dispatch all come from the table.
+
+Anything not understood gets the usage, only to the person who typed it: a handler raises
+``UsageError`` (any ``OkeguardError``) with the problem.
+"""
 
 from __future__ import annotations
 
 import logging
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from okeguard.audit import queries
-from okeguard.audit.models import AuditEvent
-from okeguard.bot.slack import blocks
+from okeguard.bot.slack import blocks, query_commands
 from okeguard.bot.slack.app import once
+from okeguard.bot.slack.approval_flow import request_fix_for
+from okeguard.bot.slack.exception_commands import exceptions_command
 from okeguard.bot.slack.people import actor_of
 from okeguard.bot.slack.replies import post, upload
-from okeguard.errors import OkeguardError
+from okeguard.bot.slack.work import bot_context
+from okeguard.errors import OkeguardError, UsageError
 
 if TYPE_CHECKING:
-    from slack_bolt import App
+    from slack_bolt import Ack, App, BoltContext, Respond
 
     from okeguard.bot.slack.work import BotContext
 
 log = logging.getLogger(__name__)
-SLOW = frozenset({"scan", "fix", "digest"})
-SEVERITIES = queries.SEVERITY_ORDER
-LIST_LIMIT = 200
+
+# (the bot's context, the arguments, the Slack body) -> the answer; slow handlers post instead
+Handler = Callable[["BotContext", tuple[str, ...], dict[str, Any]], "blocks.Message | None"]
+# (the bot's context, the arguments): raises UsageError for what a slow subcommand cannot run
+Check = Callable[["BotContext", tuple[str, ...]], None]
+
+
+@dataclass(frozen=True)
+class Subcommand:
+    """One ``/okeguard`` subcommand: ``usage`` as help shows it (it starts with ``name``),
+    ``help`` what it does; a ``slow`` one is acknowledged with ``progress`` (after ``check``
+    found no usage problem) and its ``handler`` runs in a lazy listener."""
+
+    name: str
+    usage: str
+    help: str
+    handler: Handler
+    slow: bool = False
+    progress: str = ""
+    check: Check | None = None
 
 
 @dataclass(frozen=True)
@@ -45,69 +69,38 @@ def parse(text: str) -> Command:
     return Command(words[0].lower(), tuple(words[1:]))
 
 
-def register(app: App, ctx: BotContext) -> None:
-    """Wire ``/okeguard``."""
-
-    def acknowledge(ack: Any, body: dict[str, Any]) -> None:
-        command = parse(body.get("text", ""))
-        if command.name in SLOW:
-            problem = _check_slow(ctx, command)
-            if problem is not None:
-                ack(**blocks.usage_error(problem).payload())
-                return
-            what = {"scan": "Scanning", "fix": "Planning the fix", "digest": "Building the digest"}
-            ack(text=f":hourglass_flowing_sand: {what[command.name]}…")
-            return
-        try:
-            message = quick(ctx, command, body)
-        except OkeguardError as exc:
-            message = blocks.usage_error(str(exc))
-        ack(**message.payload())
-
-    def run(body: dict[str, Any], respond: Any) -> None:
-        command = parse(body.get("text", ""))
-        if command.name not in SLOW or _check_slow(ctx, command) is not None:
-            return
-        user, channel = body["user_id"], body["channel_id"]
-        try:
-            slow(ctx, command, user, channel)
-        except OkeguardError as exc:
-            respond(**blocks.usage_error(str(exc)).payload())
-        except Exception:
-            log.exception("/okeguard %s failed", command.name)
-            respond(text=f":warning: /okeguard {command.name} failed; see the bot's logs")
-
-    app.command("/okeguard")(ack=acknowledge, lazy=[once(ctx)(run)])
+# ---------------------------------------------------------------- the slow ones
 
 
-def _check_slow(ctx: BotContext, command: Command) -> str | None:
-    """A usage problem of a slow command, found before acknowledging it."""
-    if command.name == "scan":
-        names = {c.name for c in ctx.config.clusters}
-        if command.args and command.args[0] not in names:
-            return f"no configured cluster '{command.args[0]}' (configured: {', '.join(sorted(names)) or 'none'})"
-        if len(command.args) > 2:
-            return "usage: /okeguard scan [cluster] [namespace]"
-    if command.name == "fix" and len(command.args) != 1:
-        return "usage: /okeguard fix FINDING (a fingerprint prefix from /okeguard findings)"
-    return None
+def _check_scan(ctx: BotContext, args: tuple[str, ...]) -> None:
+    names = {c.name for c in ctx.config.clusters}
+    if args and args[0] not in names:
+        configured = ", ".join(sorted(names)) or "none"
+        raise UsageError(f"no configured cluster '{args[0]}' (configured: {configured})")
+    if len(args) > 2:
+        raise UsageError("usage: /okeguard scan [cluster] [namespace]")
 
 
-def slow(ctx: BotContext, command: Command, user: str, channel: str) -> None:
-    """Run ``scan``, ``fix`` or ``digest`` and post the result."""
-    if command.name == "scan":
-        from okeguard.bot.slack.work import scan_and_record, summary_message
+def _scan(ctx: BotContext, args: tuple[str, ...], body: dict[str, Any]) -> None:
+    from okeguard.bot.slack.work import scan_and_record, summary_message
 
-        clusters = command.args[:1]
-        namespaces = command.args[1:2]
-        for part in scan_and_record(ctx, clusters, namespaces, actor_of(user)):
-            post(ctx, channel, summary_message(part))
-    elif command.name == "fix":
-        from okeguard.bot.slack.actions import request_fix_for
+    for part in scan_and_record(ctx, args[:1], args[1:2], actor_of(body["user_id"])):
+        post(ctx, body["channel_id"], summary_message(part))
 
-        request_fix_for(ctx, command.args[0], user, channel)
-    elif command.name == "digest":
-        send_digest(ctx, channel, clusters=(), actor=actor_of(user))
+
+def _check_fix(ctx: BotContext, args: tuple[str, ...]) -> None:
+    if len(args) != 1:
+        raise UsageError(
+            "usage: /okeguard fix FINDING (a fingerprint prefix from /okeguard findings)"
+        )
+
+
+def _fix(ctx: BotContext, args: tuple[str, ...], body: dict[str, Any]) -> None:
+    request_fix_for(ctx, args[0], body["user_id"], body["channel_id"])
+
+
+def _digest(ctx: BotContext, args: tuple[str, ...], body: dict[str, Any]) -> None:
+    send_digest(ctx, body["channel_id"], clusters=(), actor=actor_of(body["user_id"]))
 
 
 def send_digest(ctx: BotContext, channel: str, *, clusters: tuple[str, ...], actor: str) -> None:
@@ -132,112 +125,133 @@ def send_digest(ctx: BotContext, channel: str, *, clusters: tuple[str, ...], act
         record_digest(session, digest, channel=channel, actor=actor)
 
 
-def quick(ctx: BotContext, command: Command, body: dict[str, Any]) -> blocks.Message:
-    """Answer a quick subcommand (database reads, exceptions) at once."""
-    name, args = command.name, command.args
-    if name == "help":
-        return blocks.help_message()
-    if name == "status":
-        return _status(ctx)
-    if name == "findings":
-        return _findings(ctx, args)
-    if name == "approvals":
-        return _approvals(ctx)
-    if name == "exceptions":
-        from okeguard.bot.slack.exception_commands import exceptions_command
-
-        return exceptions_command(ctx, args, body)
-    if name == "history":
-        if len(args) != 1:
-            return blocks.usage_error(
-                "usage: /okeguard history KIND/NAMESPACE/NAME or a fingerprint"
-            )
-        return _history(ctx, args[0])
-    return blocks.usage_error(f"unknown subcommand '{name}'")
+def _help(ctx: BotContext, args: tuple[str, ...], body: dict[str, Any]) -> blocks.Message:
+    return help_message()
 
 
-def _findings(ctx: BotContext, args: tuple[str, ...]) -> blocks.Message:
-    from okeguard.bot.slack.digest import finding_row
+# ---------------------------------------------------------------- the table
 
-    clusters = {c.name for c in ctx.config.clusters}
-    title = "Open findings"
-    severities: list[str] = []
-    on: list[str] = []
-    for arg in args:
-        if arg.lower() in SEVERITIES:
-            severities.append(arg.lower())
-            title += f", {arg.lower()}"
-        elif arg in clusters or not clusters:
-            on.append(arg)
-            title += f" on {arg}"
-        else:
-            return blocks.usage_error(
-                f"'{arg}' is neither a configured cluster nor a severity: /okeguard findings [cluster] [severity]"
-            )
-    with ctx.sessions() as session:
-        rows = queries.open_findings(session, severities=severities, clusters=on, limit=5000)
-        found = [finding_row(r) for r in rows]
-    found.sort(key=lambda r: (SEVERITIES.index(r.severity), r.check_id, r.resource))
-    return blocks.findings_list(found[:LIST_LIMIT], title=title)
+SUBCOMMANDS: tuple[Subcommand, ...] = (
+    Subcommand(
+        "scan",
+        "scan [cluster] [namespace]",
+        "scan now and post the summary",
+        _scan,
+        slow=True,
+        progress="Scanning",
+        check=_check_scan,
+    ),
+    Subcommand(
+        "findings",
+        "findings [cluster] [severity]",
+        "list open findings, worst first",
+        query_commands.findings,
+    ),
+    Subcommand(
+        "fix",
+        "fix FINDING",
+        "preview the fix of a finding (fingerprint prefix) and request it",
+        _fix,
+        slow=True,
+        progress="Planning the fix",
+        check=_check_fix,
+    ),
+    Subcommand(
+        "approvals",
+        "approvals",
+        "remediation requests waiting for approval",
+        query_commands.approvals,
+    ),
+    Subcommand(
+        "exceptions",
+        "exceptions [add|list|remove|approve|reject]",
+        "accepted risks and waivers",
+        exceptions_command,
+    ),
+    Subcommand(
+        "history",
+        "history RESOURCE",
+        "what happened to a resource, e.g. Deployment/shop/web",
+        query_commands.history,
+    ),
+    Subcommand(
+        "digest",
+        "digest",
+        "post the digest now",
+        _digest,
+        slow=True,
+        progress="Building the digest",
+    ),
+    Subcommand(
+        "status",
+        "status",
+        "the bot's clusters, last scans, scheduler and database",
+        query_commands.status,
+    ),
+    Subcommand("help", "help", "this message", _help),
+)
+BY_NAME = {s.name: s for s in SUBCOMMANDS}
 
 
-def _approvals(ctx: BotContext) -> blocks.Message:
-    from okeguard.bot.slack.digest import request_row
-
-    with ctx.sessions() as session:
-        requests = queries.pending_requests(session, ctx.now())
-        rows = [request_row(r, r.created_at) for r in requests]
-    return blocks.approvals_list(rows)
+def help_message() -> blocks.Message:
+    """``/okeguard help``: every subcommand of :data:`SUBCOMMANDS` with what it does."""
+    return blocks.help_message([(s.usage, s.help) for s in SUBCOMMANDS])
 
 
-def _history(ctx: BotContext, resource: str) -> blocks.Message:
-    """``KIND/NAMESPACE/NAME``, ``KIND/NAME`` (any namespace) or a finding id."""
-    parts = resource.split("/")
-    with ctx.sessions() as session:
-        if ":" not in resource and len(parts) in (2, 3):
-            kind, *namespace, name = parts
-            found = queries.findings_on_resource(session, kind, name, *namespace)
-        else:
-            found = queries.findings_by_ref(session, queries.parse_finding_ref(resource))
-        checks = {f.fingerprint: f.check_id for f in found}
-        events = [
-            (e.at, e.actor, _what(e, checks))
-            for e in queries.finding_history(session, list(checks))
-        ]
-    if not checks:
-        return blocks.usage_error(f"no recorded finding on '{resource}'")
-    return blocks.history_message(resource, events)
+def usage_error(text: str) -> blocks.Message:
+    """The problem with a ``/okeguard`` command, then every subcommand's usage."""
+    return blocks.usage_error(text, [(s.usage, s.help) for s in SUBCOMMANDS])
 
 
-def _what(event: AuditEvent, checks: dict[str, str]) -> str:
-    """An audit event as a history line: the action and what it was about."""
-    if event.subject_type == "finding":
-        return f"{event.action} ({checks.get(event.subject_id, event.subject_id[:12])})"
-    return f"{event.action} (request #{event.subject_id})"
+def _subcommand(command: Command) -> Subcommand:
+    found = BY_NAME.get(command.name)
+    if found is None:
+        raise UsageError(f"unknown subcommand '{command.name}'")
+    return found
 
 
-def _status(ctx: BotContext) -> blocks.Message:
-    from okeguard import __version__
+# ---------------------------------------------------------------- the listeners
 
-    with ctx.sessions() as session:
-        last = queries.last_scan(session)
-        pending = queries.pending_request_count(session)
-        exceptions = queries.exception_count(session)
-    lines = {
-        "Version": __version__,
-        "Clusters": ", ".join(c.name for c in ctx.config.clusters) or "none configured",
-        "Last scan": (
-            f"{last.started_at:%Y-%m-%d %H:%M} UTC by {last.started_by}"
-            + ("" if last.complete else " (incomplete)")
-            if last is not None
-            else "never"
-        ),
-        "Pending approvals": str(pending),
-        "Exceptions": str(exceptions),
-        "Scheduled scans": str(len(ctx.config.schedule.scans)),
-        "Digests": ", ".join(
-            f"<#{d.channel}> at {d.time} {d.timezone}" for d in ctx.config.schedule.digests
-        )
-        or "none",
-    }
-    return blocks.status_message(lines)
+
+def acknowledge(ack: Ack, body: dict[str, Any], context: BoltContext) -> None:
+    """Answer a quick subcommand at once; acknowledge a slow one with its progress line."""
+    ctx, command = bot_context(context), parse(body.get("text", ""))
+    try:
+        subcommand = _subcommand(command)
+        if subcommand.slow:
+            if subcommand.check is not None:
+                subcommand.check(ctx, command.args)
+            ack(text=f":hourglass_flowing_sand: {subcommand.progress}…")
+            return
+        answer = subcommand.handler(ctx, command.args, body)
+    except OkeguardError as exc:
+        answer = usage_error(str(exc))
+    if answer is None:
+        ack()
+    else:
+        ack(**answer.payload())
+
+
+def run_slow(body: dict[str, Any], respond: Respond, context: BoltContext) -> None:
+    """Run a slow subcommand after its acknowledgement (the others are done by then)."""
+    ctx, command = bot_context(context), parse(body.get("text", ""))
+    subcommand = BY_NAME.get(command.name)
+    if subcommand is None or not subcommand.slow:
+        return
+    try:
+        if subcommand.check is not None:
+            subcommand.check(ctx, command.args)
+    except OkeguardError:
+        return  # the acknowledgement gave the usage
+    try:
+        subcommand.handler(ctx, command.args, body)
+    except OkeguardError as exc:
+        respond(**usage_error(str(exc)).payload())
+    except Exception:
+        log.exception("/okeguard %s failed", command.name)
+        respond(text=f":warning: /okeguard {command.name} failed; see the bot's logs")
+
+
+def register(app: App) -> None:
+    """Wire ``/okeguard``."""
+    app.command("/okeguard")(ack=acknowledge, lazy=[once(run_slow)])

@@ -14,6 +14,7 @@ from okeguard.approval_policy import ApprovalRules, Person, slack_person
 from okeguard.audit import queries
 from okeguard.audit.models import ExceptionState
 from okeguard.bot.slack import blocks
+from okeguard.errors import UsageError
 from okeguard.exception_governance import (
     FAR_FUTURE,
     MAX_ID,
@@ -45,9 +46,9 @@ def exceptions_command(
     if action == "list":
         return _list(ctx)
     if action not in ("add", "remove", "approve", "reject"):
-        return blocks.usage_error(USAGE)
+        raise UsageError(USAGE)
     if not claim(ctx, body, part="exceptions"):  # a write: once, whichever replica got it
-        return blocks.refusal("Already done.")
+        return blocks.notice("Already done.", icon=":information_source:")
     user = body["user_id"]
     person = slack_person(user, ctx.config.cli)
     try:
@@ -62,10 +63,10 @@ def exceptions_command(
             return _add(ctx, args, person)
         exception_id = _exception_id(args)
         if exception_id is None:
-            return blocks.usage_error(USAGE)
+            raise UsageError(USAGE)
         if action == "remove":
             rule = remove_governed(ctx.sessions, exception_id, person)
-            return blocks.refusal(f"Exception removed: #{exception_id} ({rule.check_id}).")
+            return blocks.notice(f"Exception removed: #{exception_id} ({rule.check_id}).")
         rule = decide_governed(
             ctx.sessions,
             exception_id,
@@ -76,7 +77,7 @@ def exceptions_command(
             members=ctx.authorizer.members,
             now=ctx.now(),
         )
-        return blocks.refusal(f"Exception #{exception_id} is {rule.state} by {person.actor}.")
+        return blocks.notice(f"Exception #{exception_id} is {rule.state} by {person.actor}.")
     except ExceptionRefused as exc:
         ctx.metrics.refusals.labels(f"exceptions {action}").inc()
         return blocks.refusal(str(exc))
@@ -99,13 +100,13 @@ def _add(ctx: BotContext, args: tuple[str, ...], person: Person) -> blocks.Messa
     # add CHECK_ID CLUSTER/KIND/NAMESPACE/NAME DAYS REASON…
     days = _number(args[3].removesuffix("d")) if len(args) > 3 else None
     if len(args) < 5 or days is None:
-        return blocks.usage_error(ADD_USAGE)
+        raise UsageError(ADD_USAGE)
     check_id, selector, reason = args[1], args[2], " ".join(args[4:]).strip()
     if get_check(check_id) is None:
-        return blocks.usage_error(f"unknown check id '{check_id}' (see `okeguard checks`)")
+        raise UsageError(f"unknown check id '{check_id}' (see `okeguard checks`)")
     parts = selector.split("/")
     if len(parts) != 4:
-        return blocks.usage_error(f"selector '{selector}' is not CLUSTER/KIND/NAMESPACE/NAME")
+        raise UsageError(f"selector '{selector}' is not CLUSTER/KIND/NAMESPACE/NAME")
     now = ctx.now()
     # beyond the limit (perhaps too large to add to a date): the governance refuses it, audited
     limit = ctx.config.exceptions.max_days
@@ -121,11 +122,12 @@ def _add(ctx: BotContext, args: tuple[str, ...], person: Person) -> blocks.Messa
         now=now,
     )
     if rule.state == ExceptionState.PENDING_APPROVAL.value:
-        return blocks.refusal(
+        return blocks.notice(
             f"Exception #{rule.id} waits for an approver: it covers every cluster and resource "
-            f"(/okeguard exceptions approve {rule.id})."
+            f"(/okeguard exceptions approve {rule.id}).",
+            icon=":hourglass_flowing_sand:",
         )
-    return blocks.refusal(f"Exception #{rule.id} added for {days} days.")
+    return blocks.notice(f"Exception #{rule.id} added for {days} days.")
 
 
 def _list(ctx: BotContext) -> blocks.Message:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -52,6 +52,22 @@ class BotContext:
     scan: Callable[[Sequence[str], Sequence[str]], ScanReport]
     now: Callable[[], datetime] = utcnow
     bot_user: str = "okeguard-bot"
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> BotContext:
+        # Bolt deep-copies a request's context for its lazy listeners; the bot's context (the
+        # database, the Slack client, locks) is shared by every listener, never copied.
+        return self
+
+
+BOLT_KEY = "okeguard"  # where the app's middleware puts the BotContext in Bolt's ``context``
+
+
+def bot_context(context: Mapping[str, Any]) -> BotContext:
+    """The :class:`BotContext` of a listener, from its Bolt ``context`` argument."""
+    ctx = context[BOLT_KEY]
+    if not isinstance(ctx, BotContext):
+        raise TypeError(f"context[{BOLT_KEY!r}] is a {type(ctx).__name__}, not a BotContext")
+    return ctx
 
 
 @dataclass
