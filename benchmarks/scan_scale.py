@@ -114,10 +114,13 @@ def source_state() -> dict[str, Any]:
         done = subprocess.run(
             ["git", "-C", str(HERE.parent), *args], capture_output=True, text=True
         )
-        return done.stdout.strip()
+        return done.stdout.rstrip()  # not strip(): porcelain lines start with a space
 
     changed = [line[3:] for line in git("status", "--porcelain", "--", "okeguard").splitlines()]
-    return {"commit": git("rev-parse", "--short", "HEAD"), "uncommitted_okeguard_files": changed}
+    return {
+        "commit": git("rev-parse", "--short", "HEAD").strip(),
+        "uncommitted_okeguard_files": changed,
+    }
 
 
 def run_round_robin(
@@ -319,6 +322,7 @@ def main(argv: list[str] | None = None) -> int:
             "machine": machine(),
             "load_average_1m": {"before": load_before[0], "after": load_after[0]},
             "okeguard_version": tool_version([okeguard, "--version"]),
+            "okeguard_command": okeguard,
             "okeguard_source": source_before,
             "okeguard_source_changed_during_run": source_state() != source_before,
             "checkov_version": tool_version([checkov, "--version"]) if checkov else None,
