@@ -324,14 +324,9 @@ def to_csv(rows: list[dict[str, Any]], fields: Sequence[str]) -> str:
 
 
 def _events(session: Session, since: datetime | None) -> list[AuditEvent]:
-    from sqlalchemy import select
+    from okeguard.audit import queries
 
-    from okeguard.audit.models import AuditEvent
-
-    query = select(AuditEvent).order_by(AuditEvent.id)
-    if since is not None:
-        query = query.where(AuditEvent.at >= since)
-    return list(session.scalars(query))
+    return queries.audit_events(session, since)
 
 
 def _as_dict(event: AuditEvent) -> dict[str, Any]:
