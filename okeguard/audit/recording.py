@@ -174,15 +174,20 @@ def _postures(
 
 
 def _insert_findings(session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert new findings in bulk, below SQLAlchemy's work per row (a first recording inserts
-    33,000): ``COPY`` on PostgreSQL (psycopg), the driver's own ``executemany`` on SQLite, and a
-    Core executemany elsewhere. Each value goes through its column type's bind processing, as
-    SQLAlchemy would apply it (``UTCDateTime`` puts instants in UTC, SQLite stores them as text).
+    """Insert new findings (a first recording inserts 33,000) with :func:`bulk_insert`."""
+    bulk_insert(session, cast(Table, FindingRecord.__table__), rows)
+
+
+def bulk_insert(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert ``rows`` (dicts with the same keys) into ``table`` below SQLAlchemy's work per
+    row: ``COPY`` on PostgreSQL (psycopg), the driver's own ``executemany`` on SQLite, and a
+    Core executemany elsewhere (or when a column left out has a default to compute). Each value
+    goes through its column type's bind processing as SQLAlchemy would apply it
+    (``UTCDateTime`` puts instants in UTC; SQLite stores them as text). Does not commit.
     """
     if not rows:
         return
     connection = session.connection()
-    table = cast(Table, FindingRecord.__table__)
     dialect = connection.dialect
     columns = list(rows[0])
     defaulted = any(c.default is not None for c in table.columns if c.name not in columns)
