@@ -4,8 +4,8 @@ Parsing YAML is most of a large manifest scan, and it is CPU-bound Python: one c
 in about 5 s. :func:`map_in_order` runs a function over the files in worker processes, in
 batches of about equal size, and yields the results in the order of the files, as a loop
 would: the first error (in that order) is raised where the loop would have raised it, and
-nothing after it is used. A worker sends back what it built (pickled), which costs the main
-process about a twentieth of the parsing it saves.
+nothing after it is used. A worker sends back what it built (pickled): unpickling costs the
+main process less than a tenth of the parsing it saves.
 
 Workers are forked when this process runs no other thread (cheap, and they start with okeguard
 already imported), and otherwise started from a fresh server process (``forkserver``), since

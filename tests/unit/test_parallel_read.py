@@ -79,6 +79,19 @@ def test_workers_are_not_forked_while_another_thread_runs() -> None:
     assert parallel._context().get_start_method() == "fork"
 
 
+def test_with_another_thread_running_the_workers_still_read_everything_in_order() -> None:
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait)
+    thread.start()
+    try:
+        results = list(map_in_order(_square, range(12), [1] * 12, workers=2, min_bytes=0))
+    finally:
+        stop.set()
+        thread.join()
+    assert [value for value, _ in results] == [n * n for n in range(12)]
+    assert {pid for _, pid in results} - {os.getpid()}
+
+
 def test_batches_are_consecutive_and_of_about_equal_size() -> None:
     sizes = [5, 1, 1, 1, 1, 1, 5, 1, 1, 1, 1, 1]
     batches = _batches(len(sizes), sizes, 4)
