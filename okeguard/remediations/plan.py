@@ -18,7 +18,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from okeguard.audit.stores import plan_hash
 from okeguard.errors import OkeguardError
 
 if TYPE_CHECKING:
@@ -128,6 +127,9 @@ class Plan:
     @property
     def hash(self) -> str:
         """SHA-256 (hex) of :meth:`to_dict` as canonical JSON."""
+        # imported here: at module level it made every scan import SQLAlchemy (0.3 s, 25 MB)
+        from okeguard.audit.stores import plan_hash
+
         return plan_hash(self.to_dict())
 
     @classmethod
