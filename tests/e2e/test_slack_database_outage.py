@@ -110,10 +110,14 @@ def test_a_database_outage_is_told_to_slack_users_privately(
 ) -> None:
     cut, url = relay
     with served(tmp_path, slack, SECRET, database_url=url) as serve:
+        start = serve.log.mark()
         status, answer = deliver(serve, slash_command_body(text="status", user_id=ALICE))
         assert status == 200 and NOTICE not in answer  # reachable: a real answer
         cut.cut()
         mark = serve.log.mark()
+        # the first request's own trailing work may meet the cut too (on a loaded machine it
+        # runs after it): that is a true line, but not one of the three counted below
+        first = {json.loads(line).get("request_id") for line in serve.log.since(start)}
 
         # answered inline: the acknowledgement itself is the notice, seen by Alice only
         status, answer = deliver(
@@ -146,6 +150,10 @@ def test_a_database_outage_is_told_to_slack_users_privately(
         lines = serve.log.since(mark)
         assert not [line for line in lines if "Traceback" in line]
         records = [json.loads(line) for line in lines]  # every line one JSON object
-        unreachable = [r for r in records if r.get("database") == "unreachable"]
+        unreachable = [
+            r
+            for r in records
+            if r.get("database") == "unreachable" and r.get("request_id") not in first - {None}
+        ]
         assert len(unreachable) == 3, "\n".join(lines)
         assert all(r["level"] == "WARNING" and "\n" not in r["message"] for r in unreachable)
