@@ -101,7 +101,9 @@ def request_fix_for(ctx: BotContext, fingerprint: str, user: str, channel: str) 
     return request.id
 
 
-def _show_final_state(ctx: BotContext, request_id: int, user: str) -> None:
+def _show_final_state(
+    ctx: BotContext, request_id: int, user: str, clicked: tuple[str, str] | None = None
+) -> None:
     """After a refusal that ended the request (it expired), say so on its approval messages."""
     from okeguard.remediations.plan import Plan
 
@@ -110,7 +112,7 @@ def _show_final_state(ctx: BotContext, request_id: int, user: str) -> None:
         if request is None or request.state not in ("expired", "superseded"):
             return
         state, reason, plan = request.state, request.reason, Plan.from_dict(request.plan)
-    for where, ts in _approval_messages(ctx, request_id):
+    for where, ts in _approval_messages(ctx, request_id, clicked):
         update(
             ctx,
             where,
@@ -217,7 +219,7 @@ def decide_in_slack(
             reason=str(exc),
             audited=True,
         )
-        _show_final_state(ctx, request_id, user)
+        _show_final_state(ctx, request_id, user, clicked)
         return
     plan = Plan.from_dict(request.plan)
     messages = _approval_messages(ctx, request_id, clicked)
