@@ -5,6 +5,7 @@ request and its audit trail read back, and the checks that the trail still verif
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import update
@@ -12,12 +13,14 @@ from sqlalchemy import update
 from okeguard.audit.chain import verify_chain
 from okeguard.audit.crosscheck import crosscheck
 from okeguard.audit.models import RemediationRequest
-from okeguard.config import ChecksConfig, ClusterConfig, Config, RemediationConfig
+from okeguard.config import ChecksConfig, ClusterConfig, Config, OciAuthConfig, RemediationConfig
 from okeguard.remediations import workflow
 from okeguard.remediations.kube_writer import MERGE_PATCH, open_kube_writer
 from okeguard.remediations.live import LiveCluster
 from okeguard.remediations.plan import Plan
 from tests.fakes.kube_api import FakeKubeApi
+from tests.fakes.oci_api import REGION, FakeOciApi
+from tests.fakes.oci_world import COMPARTMENT
 from tests.helpers import after_lease
 from tests.integration.database import Database
 
@@ -38,6 +41,28 @@ def live_cluster(
     cluster = cluster_config(kube_api)
     config = Config(remediation=settings, checks=checks or ChecksConfig(), clusters=(cluster,))
     return LiveCluster(config, cluster)
+
+
+def oci_live_cluster(
+    kube_api: FakeKubeApi,
+    oci_api: FakeOciApi,
+    cluster_id: str,
+    oci_config: Path,
+    settings: RemediationConfig,
+) -> LiveCluster:
+    """Cluster "prod" on the fake Kubernetes API and the fake OCI API (``cluster_id`` there)."""
+    assert kube_api.kubeconfig_path is not None
+    cluster = ClusterConfig(
+        name="prod",
+        context="fake",
+        kubeconfig=str(kube_api.kubeconfig_path),
+        cluster_id=cluster_id,
+        region=REGION,
+        compartments=(COMPARTMENT,),
+    )
+    auth = OciAuthConfig(mode="config_file", config_file=str(oci_config))
+    config = Config(remediation=settings, clusters=(cluster,), oci=auth)
+    return LiveCluster(config, cluster, oci_api.service_endpoints())
 
 
 def someone_patches(

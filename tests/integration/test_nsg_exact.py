@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from okeguard.config import ClusterConfig, Config, OciAuthConfig, RemediationConfig
+from okeguard.config import RemediationConfig
 from okeguard.remediations import kube_actions, oci_actions, workflow
 from okeguard.remediations.engine import SimulatedCrash, execute_plan
 from okeguard.remediations.kube_writer import MERGE_PATCH
@@ -25,10 +25,11 @@ from okeguard.remediations.live import LiveCluster
 from okeguard.remediations.plan import Plan, PlanError
 from okeguard.remediations.planners import plan_finding
 from tests.fakes.kube_api import FakeKubeApi
-from tests.fakes.oci_api import REGION, FakeOciApi, running_fake_oci_api
-from tests.fakes.oci_world import COMPARTMENT, OkeWorld, build_oke_world
+from tests.fakes.oci_api import FakeOciApi, running_fake_oci_api
+from tests.fakes.oci_world import OkeWorld, build_oke_world
 from tests.helpers import after_lease
 from tests.integration.database import Database
+from tests.integration.requests_support import oci_live_cluster
 from tests.unit.factories import namespace
 from tests.unit.oke_factories import service
 
@@ -149,18 +150,7 @@ def live(
     kube_api: FakeKubeApi, oci_api: FakeOciApi, world: OkeWorld, oci_config: Path
 ) -> LiveCluster:
     kube_api.add(namespace("shop"), service(annotations={RULE_MODE: "SL-All"}))
-    assert kube_api.kubeconfig_path is not None
-    cluster = ClusterConfig(
-        name="prod",
-        context="fake",
-        kubeconfig=str(kube_api.kubeconfig_path),
-        cluster_id=world.cluster_id,
-        region=REGION,
-        compartments=(COMPARTMENT,),
-    )
-    auth = OciAuthConfig(mode="config_file", config_file=str(oci_config))
-    config = Config(remediation=FAST, clusters=(cluster,), oci=auth)
-    return LiveCluster(config, cluster, oci_api.service_endpoints())
+    return oci_live_cluster(kube_api, oci_api, world.cluster_id, oci_config, FAST)
 
 
 def migration(live: LiveCluster, variant: str = "default") -> Plan:

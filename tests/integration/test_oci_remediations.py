@@ -15,7 +15,7 @@ import pytest
 
 from okeguard.audit import schema
 from okeguard.audit.db import make_engine, session_factory
-from okeguard.config import ClusterConfig, Config, OciAuthConfig, RemediationConfig
+from okeguard.config import RemediationConfig
 from okeguard.remediations import kube_actions, oci_actions, workflow
 from okeguard.remediations.engine import Backends, SimulatedCrash, execute_plan
 from okeguard.remediations.kube_writer import open_kube_writer
@@ -24,12 +24,13 @@ from okeguard.remediations.oci_writer import open_oci_writer
 from okeguard.remediations.plan import Plan
 from okeguard.remediations.planners import plan_finding
 from tests.fakes.kube_api import FakeKubeApi
-from tests.fakes.oci_api import REGION, FakeOciApi, running_fake_oci_api
+from tests.fakes.oci_api import FakeOciApi, running_fake_oci_api
 from tests.fakes.oci_world import COMPARTMENT, OkeWorld, build_oke_world, rule
 from tests.integration.database import Database
 from tests.integration.requests_support import (
     approved,
     assert_chain_ok,
+    oci_live_cluster,
     reconcile_after_lease,
     request_row,
 )
@@ -78,18 +79,7 @@ def live(
 ) -> LiveCluster:
     web = service(annotations={RULE_MODE: "SL-All"})
     kube_api.add(namespace("shop"), web)
-    assert kube_api.kubeconfig_path is not None
-    cluster = ClusterConfig(
-        name="prod",
-        context="fake",
-        kubeconfig=str(kube_api.kubeconfig_path),
-        cluster_id=world.cluster_id,
-        region=REGION,
-        compartments=(COMPARTMENT,),
-    )
-    auth = OciAuthConfig(mode="config_file", config_file=str(oci_config))
-    config = Config(remediation=FAST, clusters=(cluster,), oci=auth)
-    return LiveCluster(config, cluster, oci_api.service_endpoints())
+    return oci_live_cluster(kube_api, oci_api, world.cluster_id, oci_config, FAST)
 
 
 # -- helpers ----------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import pytest
 from okeguard.audit import schema
 from okeguard.audit.chain import verify_chain
 from okeguard.audit.db import make_engine, session_factory
-from okeguard.config import ClusterConfig, Config, OciAuthConfig, RemediationConfig
+from okeguard.config import ClusterConfig, Config, RemediationConfig
 from okeguard.remediations import kube_actions, oci_actions, workflow
 from okeguard.remediations.engine import Backends, SimulatedCrash, StepFailed
 from okeguard.remediations.kube_writer import KubeWriter
@@ -27,10 +27,11 @@ from okeguard.remediations.plan import Plan
 from okeguard.remediations.planners import plan_finding
 from okeguard.remediations.retrying import Retrier, RetryNote, RetryPolicy, parse_retry_after
 from tests.fakes.kube_api import FakeKubeApi
-from tests.fakes.oci_api import REGION, FakeOciApi
-from tests.fakes.oci_world import COMPARTMENT, OkeWorld, build_oke_world
+from tests.fakes.oci_api import FakeOciApi
+from tests.fakes.oci_world import OkeWorld, build_oke_world
 from tests.helpers import after_lease
 from tests.integration.database import Database
+from tests.integration.requests_support import oci_live_cluster
 from tests.unit.factories import bare_container, namespace, workload
 
 assert kube_actions and oci_actions  # imported to register their operations
@@ -245,18 +246,8 @@ def oci_live(
     world = build_oke_world(oci_api, secrets=0)
     endpoint = {**oci_api.get(world.cluster_id)["endpointConfig"], "isPublicIpEnabled": True}
     oci_api.update(world.cluster_id, endpointConfig=endpoint)
-    assert kube_api.kubeconfig_path is not None
-    cluster = ClusterConfig(
-        name="prod",
-        context="fake",
-        kubeconfig=str(kube_api.kubeconfig_path),
-        cluster_id=world.cluster_id,
-        region=REGION,
-        compartments=(COMPARTMENT,),
-    )
-    auth = OciAuthConfig(mode="config_file", config_file=str(oci_config))
-    config = Config(remediation=SETTINGS, clusters=(cluster,), oci=auth)
-    return LiveCluster(config, cluster, oci_api.service_endpoints()), world
+    live = oci_live_cluster(kube_api, oci_api, world.cluster_id, oci_config, SETTINGS)
+    return live, world
 
 
 def _public_ip(api: FakeOciApi, world: OkeWorld) -> bool:
