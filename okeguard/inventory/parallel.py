@@ -76,6 +76,7 @@ def map_in_order(
         return
     batches = _batches(len(items), sizes, count * BATCHES_PER_WORKER)
     done = 0
+    finished = False
     try:
         futures: list[Future[list[tuple[bool, Any]]]] = [
             pool.submit(_run_batch, func, [items[i] for i in batch]) for batch in batches
@@ -86,12 +87,25 @@ def map_in_order(
                     raise value
                 done += 1
                 yield value
+        finished = True
     except BrokenProcessPool as exc:
         log.debug("a worker died (%s): reading the rest in this process", exc)
         for item in items[done:]:
             yield func(item)
+        finished = True
     finally:
+        if not finished:  # an error, ^C, or a caller that stopped: no batch is worth waiting for
+            _stop_workers(pool)
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """End the pool's worker processes now (``shutdown`` would wait for their batches)."""
+    # The pool's own table of its processes: there is no public way before Python 3.14
+    # (terminate_workers), and these are the only processes it may end.
+    processes = getattr(pool, "_processes", None) or {}
+    for process in list(processes.values()):
+        process.terminate()
 
 
 def _context() -> multiprocessing.context.BaseContext:

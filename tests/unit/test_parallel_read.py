@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -60,6 +62,21 @@ def test_the_first_error_in_order_is_raised_after_the_results_before_it() -> Non
         for value in map_in_order(_fail_on_three, range(10), [1] * 10, workers=2, min_bytes=0):
             seen.append(value)
     assert seen == [0, 1, 2]
+
+
+def _slow_after_first(n: int) -> int:
+    if n == 0:
+        raise InputError("item 0: bad")
+    time.sleep(30)  # a batch nobody needs any more: its worker is ended, not waited for
+    return n
+
+
+def test_no_worker_outlives_an_error_or_waits_for_its_batch() -> None:
+    started = time.monotonic()
+    with pytest.raises(InputError, match="item 0"):
+        list(map_in_order(_slow_after_first, range(8), [1] * 8, workers=2, min_bytes=0))
+    assert time.monotonic() - started < 10
+    assert multiprocessing.active_children() == []
 
 
 def test_a_dead_worker_leaves_the_rest_to_this_process() -> None:
