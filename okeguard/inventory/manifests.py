@@ -25,6 +25,7 @@ import os
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -34,6 +35,7 @@ from okeguard.inventory import render
 from okeguard.inventory.files import open_regular_file
 from okeguard.inventory.model import Inventory, K8sObject, SourceInfo, Unevaluated, build_inventory
 from okeguard.inventory.normalize import NotAnObject
+from okeguard.inventory.parallel import map_in_order
 from okeguard.inventory.validate import admit
 from okeguard.inventory.yaml_stream import Problem, yaml_documents
 
@@ -243,6 +245,18 @@ def read_manifest_file(file: Path, lenient: bool) -> tuple[_Loaded, str | None]:
             raise
 
 
+def _read_input(item: _Input) -> tuple[_Loaded, str | None]:
+    """:func:`read_manifest_file` of one input file (run in a worker process)."""
+    return read_manifest_file(item.path, lenient=not item.named)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0  # named when it is opened
+
+
 def _mentions_api_version(file: Path) -> bool:
     tail = b""
     with open_regular_file(file) as stream:
@@ -307,6 +321,29 @@ def skipped_files_phrase(count: int) -> str:
     return f"{count} files that are not Kubernetes objects"
 
 
+def _read_inputs(
+    inputs: Sequence[_Input], parts: Iterator[tuple[_Loaded, str | None]], stdin_text: str | None
+) -> tuple[_Loaded, _Walked]:
+    """The objects of the inputs, in their order; ``parts`` yields what each file input holds."""
+    loaded = _Loaded()
+    walked = _Walked()
+    for item in inputs:
+        if item.kind == "stdin":
+            loaded.read(stdin_text if stdin_text is not None else sys.stdin.buffer, "<stdin>")
+            walked.files += 1
+        elif item.kind == "file":
+            part, why = next(parts)
+            loaded.merge(part)
+            if why is None or item.named:
+                walked.files += 1
+            else:
+                log.info("skipped %s: not a Kubernetes object (%s)", item.path, why)
+                walked.skipped_files.append(str(item.path))
+        else:
+            _render(loaded, item, walked)
+    return loaded, walked
+
+
 def load_manifests(
     paths: Sequence[str], *, cluster: str = "manifests", stdin_text: str | None = None
 ) -> Inventory:
@@ -317,22 +354,10 @@ def load_manifests(
     could not be, and the namespaces the input names. Raises :class:`InputError` when the input
     holds no Kubernetes object at all.
     """
-    loaded = _Loaded()
-    walked = _Walked()
-    for item in _inputs(paths):
-        if item.kind == "stdin":
-            loaded.read(stdin_text if stdin_text is not None else sys.stdin.buffer, "<stdin>")
-            walked.files += 1
-        elif item.kind == "file":
-            part, why = read_manifest_file(item.path, lenient=not item.named)
-            loaded.merge(part)
-            if why is None or item.named:
-                walked.files += 1
-            else:
-                log.info("skipped %s: not a Kubernetes object (%s)", item.path, why)
-                walked.skipped_files.append(str(item.path))
-        else:
-            _render(loaded, item, walked)
+    inputs = _inputs(paths)
+    files = [item for item in inputs if item.kind == "file"]
+    with closing(map_in_order(_read_input, files, [_size(item.path) for item in files])) as parts:
+        loaded, walked = _read_inputs(inputs, parts, stdin_text)
     if loaded.documents == 0:
         raise _nothing_to_scan(paths, walked)
     _warn(loaded.unevaluated)

@@ -21,7 +21,7 @@ import multiprocessing
 import os
 import pickle
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
@@ -51,19 +51,21 @@ def map_in_order(
     sizes: Sequence[int],
     *,
     workers: int | None = None,
-    min_bytes: int = MIN_PARALLEL_BYTES,
-) -> Iterator[R]:
+    min_bytes: int | None = None,
+) -> Generator[R, None, None]:
     """Yield ``func(item)`` for each of ``items``, in order, as ``for item in items: yield
     func(item)`` would, computing them in worker processes when that pays: ``sizes`` (bytes of
-    input per item) above ``min_bytes`` in all, and more than one worker (default: one per
-    core). ``func`` must be a module-level function, and its arguments and results picklable.
+    input per item) above ``min_bytes`` in all (default :data:`MIN_PARALLEL_BYTES`), and more
+    than one worker (default: one per core). ``func`` must be a module-level function, and its
+    arguments and results picklable.
 
     The first exception (in the order of ``items``) is raised when its item's turn comes; the
     results after it are dropped. A pool that breaks (a worker killed) leaves the rest of the
     items to this process.
     """
     count = worker_count() if workers is None else workers
-    if count < 2 or len(items) < 2 or sum(sizes) < min_bytes:
+    least = MIN_PARALLEL_BYTES if min_bytes is None else min_bytes
+    if count < 2 or len(items) < 2 or sum(sizes) < least:
         for item in items:
             yield func(item)
         return
