@@ -13,21 +13,25 @@ that would have run on it reports ``unknown`` there, never a pass.
 from __future__ import annotations
 
 import time
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from okeguard.checks.engine import finding_sort_key
 from okeguard.checks.model import Finding, ResourceRef, Status, fingerprint
 from okeguard.checks.registry import all_checks
 from okeguard.config import ClusterConfig, Config
 from okeguard.errors import ClusterAccessError, ConfigError
 from okeguard.inventory.model import Gap, Inventory
 from okeguard.inventory.oci import SharedReads
-from okeguard.service import ScanReport, gc_paused, scan_inventory, validate_check_ids
+from okeguard.scanning import (
+    ScanReport,
+    gc_paused,
+    merge_reports,
+    scan_inventory,
+    validate_check_ids,
+)
 
 MAX_PARALLEL_CLUSTERS = 4
 
@@ -193,41 +197,4 @@ def unreachable_report(
         objects_scanned=0,
         duration_seconds=time.perf_counter() - started,
         unreachable=((cluster.name, reason),),
-    )
-
-
-def merge_reports(reports: Sequence[ScanReport], source_type: str = "config") -> ScanReport:
-    """One report for several clusters: findings merged and sorted, counts and gaps summed."""
-    checks_run = list(dict.fromkeys(c for r in reports for c in r.checks_run))
-    not_applicable = [
-        c
-        for c in dict.fromkeys(c for r in reports for c in r.not_applicable)
-        if c not in checks_run
-    ]
-    skipped: Counter[str] = Counter()
-    for report in reports:
-        skipped.update(report.skipped_kinds)
-    findings = sorted(
-        (f for r in reports for f in r.findings), key=lambda f: (*finding_sort_key(f), f.cluster)
-    )
-    return ScanReport(
-        generated_at=min(r.generated_at for r in reports),
-        evaluated_at=min(r.evaluated_at for r in reports),
-        cluster=", ".join(r.cluster for r in reports),
-        source={
-            "type": source_type,
-            "clusters": [
-                {"cluster": r.cluster, **r.source, "complete": r.complete} for r in reports
-            ],
-        },
-        findings=findings,
-        checks_run=checks_run,
-        not_applicable=not_applicable,
-        gaps=[Gap(g.source, g.kind, f"{r.cluster}: {g.reason}") for r in reports for g in r.gaps],
-        skipped_kinds=dict(skipped),
-        objects_scanned=sum(r.objects_scanned for r in reports),
-        duration_seconds=max(r.duration_seconds for r in reports),
-        namespaces=reports[0].namespaces,
-        parts=tuple(p for r in reports for p in (r.parts or (r,))),
-        unreachable=tuple(pair for r in reports for pair in r.unreachable),
     )

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from okeguard.errors import ConfigError, OkeguardError, UsageError, one_line
+from okeguard.scanning import validate_check_ids
 from okeguard.waivers import Waiver, selector_part
 
 if TYPE_CHECKING:
@@ -133,8 +134,6 @@ def _as_expiry(value: object) -> datetime | None:
 
 
 def _entry_waiver(entry: _Entry, now: datetime, max_days: int) -> Waiver:
-    from okeguard.service import validate_check_ids
-
     check_id = entry.text("check", required=True)
     assert check_id is not None
     try:

@@ -28,7 +28,7 @@ from okeguard.errors import UsageError, one_line
 
 if TYPE_CHECKING:
     from okeguard.config import Config
-    from okeguard.service import ScanReport
+    from okeguard.scanning import ScanReport
 
 DATABASE_URL_ENV = "OKEGUARD_DATABASE_URL"  # okeguard.audit.db.ENV_URL, without importing it
 log = logging.getLogger(__name__)

@@ -229,7 +229,8 @@ def scan(
     from okeguard.bot.cli_scan import apply_verbosity, manifest_paths, scan_notes, scan_request
     from okeguard.bot.formats import renderer
     from okeguard.bot.progress import scan_progress
-    from okeguard.service import gc_paused, run_scan
+    from okeguard.scanning import gc_paused
+    from okeguard.service import run_scan
     from okeguard.waivers import apply_waivers, filter_severity, parse_severities, scan_waivers
 
     verbose = apply_verbosity(verbose)
@@ -343,7 +344,7 @@ def snapshot(
       okeguard scan --snapshot prod.jsonl
     """
     from okeguard.inventory.snapshot import save_snapshot
-    from okeguard.service import gc_paused
+    from okeguard.scanning import gc_paused
 
     if config_path is not None:
         if context or kubeconfig or cluster_name:

@@ -153,7 +153,7 @@ def exceptions_add(
     from okeguard.audit.queries import exception_pairs
     from okeguard.bot.identity import cli_identity
     from okeguard.exception_governance import Waiver, add_governed
-    from okeguard.service import validate_check_ids
+    from okeguard.scanning import validate_check_ids
 
     validate_check_ids([check_id])
     if not reason.strip():

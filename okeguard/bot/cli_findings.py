@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
     from okeguard.audit.models import FindingRecord
     from okeguard.audit.recording import RecordResult
-    from okeguard.service import ScanReport
+    from okeguard.scanning import ScanReport
 
 
 @contextmanager

@@ -98,7 +98,7 @@ def locate_finding(
     """The one open finding ``ref`` names (fingerprint prefix, or ``check-id:namespace/name``)."""
     from datetime import UTC, datetime
 
-    from okeguard.service import scan_inventory
+    from okeguard.scanning import scan_inventory
 
     if ":" not in ref and len(ref) < 6:
         raise UsageError(f"finding '{ref}': give at least 6 characters of its fingerprint")
@@ -315,7 +315,7 @@ def fix_command(
     live = (
         None if offline else _live(config, context=context, kubeconfig=kubeconfig, cluster=cluster)
     )
-    from okeguard.service import gc_paused
+    from okeguard.scanning import gc_paused
 
     with gc_paused():  # loading and scanning allocate millions of small objects, as in `scan`
         inventories = _inventories(config, demo=demo, snapshot=snapshot, live=live)

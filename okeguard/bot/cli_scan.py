@@ -19,7 +19,8 @@ import click
 from okeguard.errors import UsageError, one_line
 
 if TYPE_CHECKING:
-    from okeguard.service import ScanReport, ScanRequest
+    from okeguard.scanning import ScanReport
+    from okeguard.service import ScanRequest
 
 
 def manifest_paths(manifests: Sequence[str], paths: Sequence[str]) -> tuple[str, ...]:

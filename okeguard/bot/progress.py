@@ -26,7 +26,7 @@ from okeguard.bot.formats.terminal import is_terminal
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
-    from okeguard.service import ScanReport
+    from okeguard.scanning import ScanReport
 
 DELAY_SECONDS = 2.0
 

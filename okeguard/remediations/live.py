@@ -13,9 +13,11 @@ from datetime import UTC, datetime
 
 from okeguard.checks.model import Finding
 from okeguard.config import ClusterConfig, Config
+from okeguard.fleet import collect_cluster
 from okeguard.inventory.model import Inventory
 from okeguard.remediations.engine import Backends
 from okeguard.remediations.plan import PlanError
+from okeguard.scanning import scan_inventory
 
 
 @dataclass
@@ -36,14 +38,10 @@ class LiveCluster:
 
     def read(self) -> Inventory:
         """The cluster's current state (Kubernetes, and OCI when it has a cluster OCID)."""
-        from okeguard.fleet import collect_cluster
-
         inventory, _ = collect_cluster(self.config, self.cluster, self.oci_endpoints)
         return inventory
 
     def findings(self, inventory: Inventory, check_ids: tuple[str, ...] = ()) -> list[Finding]:
-        from okeguard.service import scan_inventory
-
         now = datetime.now(UTC)
         report = scan_inventory(inventory, self.effective_config, checks=check_ids, now=now)
         return report.findings

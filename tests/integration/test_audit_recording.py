@@ -15,9 +15,8 @@ from okeguard.audit.recording import RecordResult, record_scan
 from okeguard.audit.stores import add_exception
 from okeguard.checks.model import Status
 from okeguard.config import Config
-from okeguard.fleet import merge_reports
 from okeguard.inventory.model import Gap
-from okeguard.service import ScanReport, scan_inventory
+from okeguard.scanning import ScanReport, merge_reports, scan_inventory
 from tests.helpers import NOW, deployment, inventory
 from tests.integration.database import Database
 

@@ -19,7 +19,7 @@ from okeguard.bot.slack.digest_model import ExceptionRow, FindingRow, RequestRow
 from okeguard.checks.model import Finding, ResourceRef, Status, fingerprint
 from okeguard.checks.registry import get_check
 from okeguard.inventory.model import Gap
-from okeguard.service import ScanReport
+from okeguard.scanning import ScanReport
 from tests.integration.database import Database
 
 S = RequestState

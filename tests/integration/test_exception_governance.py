@@ -27,7 +27,7 @@ from okeguard.exception_governance import (
     decide_governed,
     remove_governed,
 )
-from okeguard.service import scan_inventory
+from okeguard.scanning import scan_inventory
 from tests.helpers import inventory
 from tests.integration.database import Database
 

@@ -20,7 +20,8 @@ from okeguard.audit.recording import record_scan
 from okeguard.checks.model import Severity, Status
 from okeguard.config import Config
 from okeguard.ignore_file import load_ignore_file
-from okeguard.service import ScanReport, ScanRequest, run_scan
+from okeguard.scanning import ScanReport
+from okeguard.service import ScanRequest, run_scan
 from okeguard.waivers import apply_waivers, database_waivers, scan_waivers
 from tests.helpers import deployment
 

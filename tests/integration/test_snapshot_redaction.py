@@ -25,7 +25,8 @@ from sqlalchemy import MetaData, select
 from okeguard.audit.db import make_engine
 from okeguard.bot.cli import cli
 from okeguard.bot.slack.blocks_scan import findings_list, scan_summary
-from okeguard.service import ScanReport, ScanRequest, run_scan
+from okeguard.scanning import ScanReport
+from okeguard.service import ScanRequest, run_scan
 from tests.fakes.kube_api import FakeKubeApi
 
 PLANTED: list[str] = []

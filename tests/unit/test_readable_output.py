@@ -30,8 +30,9 @@ from okeguard.bot.formats.terminal import (
 )
 from okeguard.bot.progress import scan_progress
 from okeguard.config import ClusterConfig, Config
-from okeguard.fleet import merge_reports, unreachable_report
-from okeguard.service import ScanReport, ScanRequest, run_scan
+from okeguard.fleet import unreachable_report
+from okeguard.scanning import ScanReport, merge_reports
+from okeguard.service import ScanRequest, run_scan
 from tests.helpers import NOW, deployment
 from tests.unit.test_formats import sarif_schema
 

@@ -42,7 +42,8 @@ from okeguard.bot.slack.digest_model import (
 from okeguard.checks.model import Finding, Severity, Status
 from okeguard.inventory.model import Gap
 from okeguard.remediations.plan import Plan
-from okeguard.service import ScanReport, ScanRequest, run_scan
+from okeguard.scanning import ScanReport
+from okeguard.service import ScanRequest, run_scan
 
 NOW = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 HOSTILE = "<script>alert('x')</script>&<@U999>"

@@ -19,14 +19,13 @@ from okeguard.checks.engine import run_checks
 from okeguard.checks.model import Finding, ResourceRef, Severity, Status
 from okeguard.config import Config
 from okeguard.errors import ConfigError, UsageError
-from okeguard.fleet import merge_reports
 from okeguard.ignore_file import (
     FILE_MAX_DAYS,
     IGNORE_FILE_NAME,
     discover_ignore_file,
     load_ignore_file,
 )
-from okeguard.service import ScanReport, scan_inventory
+from okeguard.scanning import ScanReport, merge_reports, scan_inventory
 from okeguard.waivers import (
     ScanWaivers,
     Waiver,
@@ -337,8 +336,8 @@ PARTS = st.sampled_from([None, "a", "b"])
 def test_a_waiver_matches_exactly_as_a_recorded_scan_matches_an_exception(
     selector: tuple[str | None, ...], target: tuple[str, str, str | None, str]
 ) -> None:
+    from okeguard.audit.lifecycle import matches
     from okeguard.audit.models import ExceptionRule
-    from okeguard.audit.recording import _matches
 
     cluster, kind, namespace, name = selector
     rule = ExceptionRule(
@@ -350,7 +349,7 @@ def test_a_waiver_matches_exactly_as_a_recorded_scan_matches_an_exception(
     )
     waiver = Waiver(ROOT, "r", None, cluster, kind, namespace, name)
     finding = _finding(ROOT, *target)
-    assert waiver.matches(finding) == _matches(rule, finding)
+    assert waiver.matches(finding) == matches(rule, finding)
     assert not waiver.matches(replace(finding, check_id="k8s.privileged"))
 
 

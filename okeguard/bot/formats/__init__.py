@@ -6,7 +6,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 
-from okeguard.service import ScanReport
+from okeguard.scanning import ScanReport
 
 FORMATS = ("table", "json", "sarif", "markdown")
 

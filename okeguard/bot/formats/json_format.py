@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 
-from okeguard.service import ScanReport
+from okeguard.scanning import ScanReport
 
 
 def render(report: ScanReport, **_: object) -> bytes:

@@ -7,7 +7,7 @@ complete or not and why, and a Cluster column to every findings table.
 from __future__ import annotations
 
 from okeguard.checks.model import SEVERITIES_DESC, Finding, Severity, Status
-from okeguard.service import ScanReport
+from okeguard.scanning import ScanReport
 
 ICONS = {"critical": "🟥", "high": "🟧", "medium": "🟨", "low": "🟦", "info": "⬜"}
 # Low and info findings are folded away so the comment leads with what matters.

@@ -21,7 +21,7 @@ import orjson
 from okeguard import __version__
 from okeguard.checks.model import Finding, Severity, Status
 from okeguard.checks.registry import CheckSpec, get_check
-from okeguard.service import ScanReport
+from okeguard.scanning import ScanReport
 
 SARIF_SCHEMA = (
     "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"

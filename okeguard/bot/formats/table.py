@@ -25,7 +25,7 @@ from okeguard.bot.formats.terminal import (
     wrap,
 )
 from okeguard.checks.model import SEVERITIES_DESC, Finding, Status
-from okeguard.service import ScanReport
+from okeguard.scanning import ScanReport
 
 STYLES = {
     "critical": "bold white on red",

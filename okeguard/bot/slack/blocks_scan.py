@@ -30,7 +30,7 @@ from okeguard.bot.slack.blocks_common import (
 from okeguard.bot.slack.digest_model import FindingRow
 from okeguard.checks.model import Finding, Status
 from okeguard.checks.registry import get_check
-from okeguard.service import ScanReport
+from okeguard.scanning import ScanReport
 
 ACTION_PREVIEW = "okeguard.preview"
 ACTION_REQUEST = "okeguard.request"

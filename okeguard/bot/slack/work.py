@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from okeguard.inventory.model import Inventory
     from okeguard.remediations.live import LiveCluster
     from okeguard.remediations.plan import Plan
-    from okeguard.service import ScanReport
+    from okeguard.scanning import ScanReport
 
 
 log = logging.getLogger(__name__)
