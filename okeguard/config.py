@@ -357,9 +357,14 @@ class Config(_Strict):
 
     @model_validator(mode="after")
     def _access(self) -> Config:
-        from okeguard.remediations.planners import PLANNERS
+        # Remediation ids are what planners register, and listing them imports every
+        # remediation module: only a file that scopes approvers by remediation needs them.
+        remediations: list[str] = []
+        if self.slack.approvers_by_remediation:
+            from okeguard.remediations.planners import PLANNERS
 
-        check_access(self.slack, self.cli, [c.name for c in self.clusters], list(PLANNERS))
+            remediations = PLANNERS.names()
+        check_access(self.slack, self.cli, [c.name for c in self.clusters], remediations)
         return self
 
     def for_cluster(self, cluster: ClusterConfig) -> Config:

@@ -149,3 +149,20 @@ def test_unknown_cluster_name_suggests(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, CLUSTERS))
     with pytest.raises(ConfigError, match="did you mean 'shop-prod'"):
         config.cluster("shop-prd")
+
+
+def test_loading_a_configuration_imports_no_remediation_module(tmp_path: Path) -> None:
+    """Only ``slack.approvers_by_remediation`` needs the remediation ids; every other file is
+    validated without importing the planners (which import every remediation module)."""
+    import subprocess
+    import sys
+
+    path = write(tmp_path, "exposure: public\n")
+    code = (
+        "import sys; from okeguard.config import load_config; load_config(sys.argv[1]); "
+        "print(sorted(m for m in sys.modules if m.startswith('okeguard.remediations.')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "[]", done.stdout
