@@ -243,6 +243,14 @@ def to_object(doc: object, *, origin: str | None = None) -> K8sObject | None:
     Raises :class:`NotAnObject` when ``doc`` lacks ``apiVersion``, ``kind`` or ``metadata.name``.
     A namespaced object without a namespace is placed in ``default``, as kubectl would.
     """
+    obj = identify(doc, origin)
+    if obj is not None:
+        redact(obj)
+    return obj
+
+
+def identify(doc: object, origin: str | None) -> K8sObject | None:
+    """The object of a document already redacted (:func:`to_object` without the redaction)."""
     if not isinstance(doc, dict):
         raise NotAnObject(f"expected a mapping with apiVersion and kind, got {type(doc).__name__}")
     kind = doc.get("kind")
@@ -261,6 +269,4 @@ def to_object(doc: object, *, origin: str | None = None) -> K8sObject | None:
         namespace = None
     else:
         namespace = str(metadata.get("namespace") or "default")
-    obj = K8sObject(api_version, kind, namespace, name, doc, origin)
-    redact(obj)
-    return obj
+    return K8sObject(api_version, kind, namespace, name, doc, origin)

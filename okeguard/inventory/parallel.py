@@ -69,10 +69,8 @@ def map_in_order(
         for item in items:
             yield func(item)
         return
-    try:
-        pool = ProcessPoolExecutor(max_workers=count, mp_context=_context())
-    except (OSError, ValueError, ImportError) as exc:  # no fork, no semaphores
-        log.debug("reading files in this process: %s", exc)
+    pool = open_pool(count)
+    if pool is None:
         for item in items:
             yield func(item)
         return
@@ -81,7 +79,7 @@ def map_in_order(
     finished = False
     try:
         futures: list[Future[list[tuple[bool, Any]]]] = [
-            pool.submit(_run_batch, func, [items[i] for i in batch]) for batch in batches
+            pool.submit(run_batch, func, [items[i] for i in batch]) for batch in batches
         ]
         for future in futures:
             for ok, value in future.result():
@@ -96,9 +94,25 @@ def map_in_order(
             yield func(item)
         finished = True
     finally:
-        if not finished:  # an error, ^C, or a caller that stopped: no batch is worth waiting for
-            _stop_workers(pool)
-        pool.shutdown(wait=True, cancel_futures=True)
+        close_pool(pool, finished)
+
+
+def open_pool(workers: int) -> ProcessPoolExecutor | None:
+    """A pool of ``workers`` processes, or None when this system cannot start one (no
+    ``fork``, no semaphores: the caller then works in this process)."""
+    try:
+        return ProcessPoolExecutor(max_workers=workers, mp_context=_context())
+    except (OSError, ValueError, ImportError) as exc:
+        log.debug("working in this process: %s", exc)
+        return None
+
+
+def close_pool(pool: ProcessPoolExecutor, finished: bool) -> None:
+    """Shut ``pool`` down; unless its work ``finished``, end its workers at once (after an
+    error, ^C, or a caller that stopped reading, no batch is worth waiting for)."""
+    if not finished:
+        _stop_workers(pool)
+    pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _stop_workers(pool: ProcessPoolExecutor) -> None:
@@ -135,7 +149,7 @@ def _batches(count: int, sizes: Sequence[int], wanted: int) -> list[range]:
     return batches
 
 
-def _run_batch(func: Callable[[A], R], batch: list[A]) -> list[tuple[bool, Any]]:
+def run_batch(func: Callable[[A], R], batch: list[A]) -> list[tuple[bool, Any]]:
     """In a worker: (True, result) for each item, up to the first (False, exception)."""
     gc.disable()  # a worker builds millions of objects and no cycles worth collecting
     out: list[tuple[bool, Any]] = []

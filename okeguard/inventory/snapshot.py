@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from functools import partial
@@ -37,6 +38,7 @@ from okeguard.inventory.model import (
 from okeguard.inventory.normalize import NotAnObject
 from okeguard.inventory.oci_model import OciState, oci_state_from_dict, oci_state_to_dict
 from okeguard.inventory.shapes import TIMESTAMP, dataclass_shape, field_problem
+from okeguard.inventory.snapshot_lines import admit_lines
 from okeguard.inventory.validate import admit
 
 SNAPSHOT_SCHEMA = "okeguard.snapshot/v1"
@@ -175,9 +177,23 @@ class _Objects:
         else:
             self.objects.append(admitted)
 
+    def add_line(self, label: str) -> Callable[[bytes, int], None]:
+        """``add`` for line ``number`` of the file ``label`` (JSON Lines)."""
+        add = self.add
 
-def _read(stream: IO[bytes], label: str) -> tuple[dict[str, Any], _Objects]:
-    """Header and objects of a snapshot stream (JSON Lines or one document)."""
+        def add_line(line: bytes, number: int) -> None:
+            try:
+                doc = orjson.loads(line)
+            except orjson.JSONDecodeError as exc:  # its lineno is 2 when the line is cut short
+                raise InputError(f"{label}:{number}: invalid JSON: {exc.msg}") from None
+            add(doc, partial("{}:{}".format, label, number))
+
+        return add_line
+
+
+def _read(stream: IO[bytes], label: str, path: str | None) -> tuple[dict[str, Any], _Objects]:
+    """Header and objects of a snapshot stream (JSON Lines or one document); ``path`` names
+    the stream's file, when it is one (workers may then read parts of it)."""
     first = stream.readline()
     try:
         header = orjson.loads(first)
@@ -186,10 +202,13 @@ def _read(stream: IO[bytes], label: str) -> tuple[dict[str, Any], _Objects]:
     if isinstance(header, dict) and not isinstance(header.get("objects"), list):
         header = _check_header(header, label)
         found = _Objects(header.get("skipped_kinds") or {})
-        add = found.add
+        if path is not None and admit_lines(stream, path, found, found.add_line(label)):
+            return header, found
+        found = _Objects(header.get("skipped_kinds") or {})
+        add_line = found.add_line(label)
         for number, line in enumerate(stream, start=2):
             if not line.isspace():  # as line.strip(), without copying the line
-                add(_decode(line, label, number - 1), partial("{}:{}".format, label, number))
+                add_line(line, number)
         return header, found
     doc = _check_header(_decode(first + stream.read(), label), label)
     found = _Objects(doc.get("skipped_kinds") or {})
@@ -211,8 +230,10 @@ def _oci(header: Mapping[str, Any], label: str) -> OciState | None:
         ) from None
 
 
-def _inventory(stream: IO[bytes], label: str, source_type: str) -> Inventory:
-    header, found = _read(stream, label)
+def _inventory(
+    stream: IO[bytes], label: str, source_type: str, path: str | None = None
+) -> Inventory:
+    header, found = _read(stream, label, path)
     users = None
     if isinstance(header.get("kubeconfig"), dict):
         users = [
@@ -260,6 +281,6 @@ def load_snapshot(path: str | Path, *, source_type: str = "snapshot") -> Invento
     file = Path(path)
     try:
         with open_regular_file(file, what="snapshot file") as stream:
-            return _inventory(stream, str(file), source_type)
+            return _inventory(stream, str(file), source_type, os.path.abspath(file))
     except OSError as exc:
         raise InputError(f"{file}: cannot read: {exc.strerror}") from None
