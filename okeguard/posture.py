@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from okeguard.checks.model import Severity
+
 SEVERITY_WEIGHTS: Mapping[str, float] = {
-    "critical": 10.0,
-    "high": 5.0,
-    "medium": 3.0,
-    "low": 1.0,
-    "info": 0.5,
+    Severity.CRITICAL: 10.0,
+    Severity.HIGH: 5.0,
+    Severity.MEDIUM: 3.0,
+    Severity.LOW: 1.0,
+    Severity.INFO: 0.5,
 }
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from okeguard import __version__
 from okeguard.checks.engine import finding_sort_key, run_checks
-from okeguard.checks.model import Finding, Severity, Status
+from okeguard.checks.model import SEVERITIES_DESC, Finding, Status
 from okeguard.checks.registry import all_checks, get_check
 from okeguard.config import Config
 from okeguard.errors import UsageError
@@ -59,7 +59,7 @@ class ScanReport:
     def count_by_severity(self) -> dict[str, int]:
         """Open findings by severity, every severity present (zero included), worst first."""
         counts = Counter(f.severity for f in self.open_findings)
-        return {s.value: counts.get(s, 0) for s in sorted(Severity, key=lambda s: -s.rank)}
+        return {s.value: counts.get(s, 0) for s in SEVERITIES_DESC}
 
     def count_by_status(self) -> dict[str, int]:
         counts = Counter(f.status for f in self.findings)

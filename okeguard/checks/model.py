@@ -9,6 +9,9 @@ from typing import Any
 
 
 class Severity(StrEnum):
+    """How bad a finding is. The one place the names are spelled, worst first: the order here is
+    the order everywhere (reports, Slack, ``--severity`` and ``--fail-on``, posture columns)."""
+
     CRITICAL = "critical"
     HIGH = "high"
     MEDIUM = "medium"
@@ -30,14 +33,9 @@ class Severity(StrEnum):
             raise ValueError(f"unknown severity '{value}' (expected one of: {names})") from None
 
 
-_RANK = {
-    Severity.CRITICAL: 4,
-    Severity.HIGH: 3,
-    Severity.MEDIUM: 2,
-    Severity.LOW: 1,
-    Severity.INFO: 0,
-}
-SEVERITIES_DESC = sorted(Severity, key=lambda s: -s.rank)
+SEVERITIES_DESC: tuple[Severity, ...] = tuple(Severity)  # worst first, as defined
+SEVERITY_NAMES: tuple[str, ...] = tuple(s.value for s in SEVERITIES_DESC)  # worst first
+_RANK = {severity: len(SEVERITIES_DESC) - 1 - i for i, severity in enumerate(SEVERITIES_DESC)}
 
 
 class Status(StrEnum):

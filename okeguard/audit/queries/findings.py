@@ -10,9 +10,9 @@ from sqlalchemy import ColumnElement, case, select
 from sqlalchemy.orm import Session
 
 from okeguard.audit.models import ClusterPosture, FindingRecord, FindingStatus, Scan
-from okeguard.checks.model import SEVERITIES_DESC
+from okeguard.checks.model import SEVERITIES_DESC, SEVERITY_NAMES
 
-SEVERITY_ORDER: tuple[str, ...] = tuple(s.value for s in SEVERITIES_DESC)  # worst first
+SEVERITY_ORDER = SEVERITY_NAMES  # worst first
 _CHUNK = 500  # fingerprints per IN (...) list
 
 

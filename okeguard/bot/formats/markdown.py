@@ -9,7 +9,13 @@ from __future__ import annotations
 from okeguard.checks.model import SEVERITIES_DESC, Finding, Severity, Status
 from okeguard.scanning import ScanReport
 
-ICONS = {"critical": "🟥", "high": "🟧", "medium": "🟨", "low": "🟦", "info": "⬜"}
+ICONS: dict[str, str] = {
+    Severity.CRITICAL: "🟥",
+    Severity.HIGH: "🟧",
+    Severity.MEDIUM: "🟨",
+    Severity.LOW: "🟦",
+    Severity.INFO: "⬜",
+}
 # Low and info findings are folded away so the comment leads with what matters.
 FOLDED = (Severity.LOW, Severity.INFO)
 

@@ -24,15 +24,15 @@ from okeguard.bot.formats.terminal import (
     terminal_width,
     wrap,
 )
-from okeguard.checks.model import SEVERITIES_DESC, Finding, Status
+from okeguard.checks.model import SEVERITIES_DESC, Finding, Severity, Status
 from okeguard.scanning import ScanReport
 
-STYLES = {
-    "critical": "bold white on red",
-    "high": "bold red",
-    "medium": "yellow",
-    "low": "cyan",
-    "info": "dim",
+STYLES: dict[str, str] = {
+    Severity.CRITICAL: "bold white on red",
+    Severity.HIGH: "bold red",
+    Severity.MEDIUM: "yellow",
+    Severity.LOW: "cyan",
+    Severity.INFO: "dim",
 }
 INDENT = "      "
 

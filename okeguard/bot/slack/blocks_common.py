@@ -23,7 +23,7 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from okeguard.checks.model import SEVERITIES_DESC, ResourceRef
+from okeguard.checks.model import SEVERITIES_DESC, SEVERITY_NAMES, ResourceRef, Severity
 
 MAX_BLOCKS = 50  # Slack's limit for one message
 SECTION_CHARS = 3000  # Slack's limit for a section's text
@@ -32,13 +32,12 @@ HEADER_CHARS = 150
 FALLBACK_CHARS = 3000  # the notification text: short, it is only the preview
 
 SEVERITY_EMOJI: Mapping[str, str] = {
-    "critical": ":red_circle:",
-    "high": ":large_orange_circle:",
-    "medium": ":large_yellow_circle:",
-    "low": ":large_blue_circle:",
-    "info": ":white_circle:",
+    Severity.CRITICAL: ":red_circle:",
+    Severity.HIGH: ":large_orange_circle:",
+    Severity.MEDIUM: ":large_yellow_circle:",
+    Severity.LOW: ":large_blue_circle:",
+    Severity.INFO: ":white_circle:",
 }
-SEVERITY_ORDER: tuple[str, ...] = tuple(s.value for s in SEVERITIES_DESC)  # worst first
 SEVERITY_RANK: Mapping[str, int] = {s.value: s.rank for s in SEVERITIES_DESC}
 
 _SLACK_USER = re.compile(r"^[UW][A-Z0-9]+$")
@@ -118,7 +117,7 @@ def severity_label(severity: str) -> str:
 
 def severity_counts(by_severity: Mapping[str, int]) -> str:
     """``:red_circle: 5 critical · :large_orange_circle: 14 high · …`` (every severity)."""
-    return " · ".join(f"{SEVERITY_EMOJI[s]} {by_severity.get(s, 0)} {s}" for s in SEVERITY_ORDER)
+    return " · ".join(f"{SEVERITY_EMOJI[s]} {by_severity.get(s, 0)} {s}" for s in SEVERITY_NAMES)
 
 
 def score_text(score: int, change: int | None, *, since: str) -> str:

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from datetime import date, timedelta
 
 from okeguard.bot.slack.digest_model import Digest
+from okeguard.checks.model import SEVERITY_NAMES, Severity
 
 TITLE = "Open findings by severity, last 30 days"
 MAX_PANELS = 6
@@ -21,13 +22,12 @@ COLUMNS = 3
 DPI = 100
 DAYS = 30
 TICK_EVERY = 7  # days between date labels, counted back from the newest day
-# Worst at the bottom of each stack, where it is easiest to read.
 SEVERITY_COLOURS: Mapping[str, str] = {
-    "critical": "darkred",
-    "high": "orange",
-    "medium": "gold",
-    "low": "steelblue",
-    "info": "lightgray",
+    Severity.CRITICAL: "darkred",
+    Severity.HIGH: "orange",
+    Severity.MEDIUM: "gold",
+    Severity.LOW: "steelblue",
+    Severity.INFO: "lightgray",
 }
 
 
@@ -58,7 +58,7 @@ def trend_png(digest: Digest, *, width_px: int = 1200, height_px: int = 600) -> 
 
     figure = Figure(figsize=(width_px / DPI, height_px / DPI), dpi=DPI, layout="constrained")
     axes = figure.subplots(rows, columns, squeeze=False, sharex=True)
-    severities = list(SEVERITY_COLOURS)
+    severities = list(SEVERITY_NAMES)  # worst at the bottom of each stack: easiest to read
     # Every panel spans the same 30 days, as day numbers (0 = the oldest) with date labels.
     last_day = max(max(days) for days in series.values())
     first_day = last_day - timedelta(days=DAYS - 1)
