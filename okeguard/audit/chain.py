@@ -18,11 +18,12 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import Table, func, select, text
 from sqlalchemy.orm import Session
 
+from okeguard.audit.bulk import bulk_insert
 from okeguard.audit.keys import AuditKeyError, KeyRing, MacCheck, audit_keys
 from okeguard.audit.models import AuditEvent
 from okeguard.audit.types import utcnow
@@ -206,8 +207,7 @@ def append_events(
             }
         )
         prev_hash = digest
-    for start in range(0, len(rows), 5000):
-        session.execute(insert(AuditEvent), rows[start : start + 5000])
+    bulk_insert(session, cast(Table, AuditEvent.__table__), rows)
     return len(rows)
 
 

@@ -26,6 +26,7 @@ from typing import Any, cast
 from sqlalchemy import Table, select, update
 from sqlalchemy.orm import Session
 
+from okeguard.audit.bulk import bulk_insert
 from okeguard.audit.chain import append_events
 from okeguard.audit.lifecycle import (
     FindingsDiff,
@@ -36,7 +37,7 @@ from okeguard.audit.lifecycle import (
     diff_findings,
 )
 from okeguard.audit.models import ClusterPosture, ExceptionRule, FindingRecord, FindingStatus, Scan
-from okeguard.audit.stores import active_exceptions, bulk_insert
+from okeguard.audit.stores import active_exceptions
 from okeguard.audit.types import utcnow
 from okeguard.checks.model import Status
 from okeguard.scanning import ScanReport, gc_paused
