@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 from sqlalchemy import Text, cast, insert, select
 
-from okeguard.audit.models import FindingRecord, Scan
+from okeguard.audit.chain import append_event, append_events, canonical_json, check_chain
+from okeguard.audit.keys import AuditKey, KeyRing
+from okeguard.audit.models import AuditEvent, FindingRecord, Scan
 from okeguard.audit.recording import _insert_findings
 from tests.integration.database import Database
 
@@ -77,3 +79,34 @@ def test_a_naive_time_is_refused_as_sqlalchemy_refuses_it(database: Database) ->
         with pytest.raises(ValueError, match="naive datetime"):
             _insert_findings(session, rows)
         session.rollback()
+
+
+def test_bulk_appended_audit_events_equal_those_appended_one_by_one(database: Database) -> None:
+    payloads = [
+        {"i": i, "text": "tab\t'q' \"d\" \\ ünï\nline", "nested": {"b": [1, None, 2.5], "a": True}}
+        for i in range(4)
+    ]
+    keys = KeyRing(AuditKey("k" * 32))
+    with database.sessions.begin() as session:
+        for i, payload in enumerate(payloads[:2]):
+            append_event(session, "bob", "test.one", ("x", i), payload, at=WHEN, keys=keys)
+        append_events(
+            session,
+            [("bob", "test.one", ("x", i), p) for i, p in enumerate(payloads[2:], 2)],
+            at=WHEN,
+            keys=keys,
+        )
+    with database.engine.connect() as connection:
+        table = AuditEvent.__table__
+        rows = connection.execute(
+            select(table.c.id, table.c.payload, cast(table.c.at, Text), table.c.at).order_by(
+                table.c.id
+            )
+        ).all()
+    one_by_one, bulk = rows[:2], rows[2:]
+    assert [r[0] for r in rows] == [1, 2, 3, 4]
+    assert {(r[2], r[3]) for r in bulk} == {(one_by_one[0][2], one_by_one[0][3])}
+    assert [r[1] for r in bulk] == [canonical_json(p) for p in payloads[2:]]
+    with database.sessions() as session:
+        report = check_chain(session, keys)
+    assert report.ok and report.keyed and report.length == 4
