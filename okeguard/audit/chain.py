@@ -91,6 +91,77 @@ def event_hash(prev_hash: str, record: Mapping[str, Any]) -> str:
     return digest.hexdigest()
 
 
+def _hash_text(prev_hash: str, record_json: str) -> str:
+    digest = hashlib.sha256(prev_hash.encode("ascii"))
+    digest.update(record_json.encode("utf-8"))
+    return digest.hexdigest()
+
+
+def _parsed_record_json(
+    event_id: int,
+    stamp: str,
+    actor: str,
+    action: str,
+    subject_type: str,
+    subject_id: str,
+    text_payload: str,
+) -> str:
+    """``canonical_json`` of the event's record as :func:`event_record` builds it (the payload
+    parsed from its JSON)."""
+    record = {
+        "id": event_id,
+        "at": stamp,
+        "actor": actor,
+        "action": action,
+        "subject_type": subject_type,
+        "subject_id": subject_id,
+        "payload": json.loads(text_payload),
+    }
+    return canonical_json(record)
+
+
+def _record_json(
+    event_id: int,
+    stamp: str,
+    actor: str,
+    action: str,
+    subject_type: str,
+    subject_id: str,
+    text_payload: str,
+) -> str:
+    """:func:`_parsed_record_json` without parsing the payload and encoding it again: the same
+    text when every key in the payload is a string (:func:`_string_keys`), since the payload's
+    canonical JSON then reads back to itself."""
+    return "".join(
+        (
+            '{"action":',
+            canonical_json(action),
+            ',"actor":',
+            canonical_json(actor),
+            ',"at":',
+            canonical_json(stamp),
+            ',"id":',
+            canonical_json(event_id),
+            ',"payload":',
+            text_payload,
+            ',"subject_id":',
+            canonical_json(subject_id),
+            ',"subject_type":',
+            canonical_json(subject_type),
+            "}",
+        )
+    )
+
+
+def _string_keys(value: Any) -> bool:
+    """True when every mapping in ``value`` (nested in mappings and lists) has only str keys."""
+    if type(value) is dict or isinstance(value, Mapping):
+        return all(type(k) is str and _string_keys(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return all(_string_keys(v) for v in value)
+    return True
+
+
 def lock_chain(session: Session) -> None:
     """Take the chain's write lock for the rest of the session's transaction."""
     # SQLite: the engine starts every transaction with BEGIN IMMEDIATE (see db.make_engine), so
@@ -182,16 +253,9 @@ def append_events(
     for actor, action, (subject_type, subject_id), payload in events:
         prev_id += 1
         text_payload = canonical_json(dict(payload))
-        record = {
-            "id": prev_id,
-            "at": stamp,
-            "actor": actor,
-            "action": action,
-            "subject_type": subject_type,
-            "subject_id": str(subject_id),
-            "payload": json.loads(text_payload),
-        }
-        digest = event_hash(prev_hash, record)
+        fields = (prev_id, stamp, actor, action, subject_type, str(subject_id), text_payload)
+        record = _record_json(*fields) if _string_keys(payload) else _parsed_record_json(*fields)
+        digest = _hash_text(prev_hash, record)
         rows.append(
             {
                 "id": prev_id,

@@ -86,6 +86,7 @@ def test_bulk_appended_audit_events_equal_those_appended_one_by_one(database: Da
         {"i": i, "text": "tab\t'q' \"d\" \\ ünï\nline", "nested": {"b": [1, None, 2.5], "a": True}}
         for i in range(4)
     ]
+    payloads[3]["numbered"] = {10: "a", 9: "b"}  # keys that read back as strings, sorted anew
     keys = KeyRing(AuditKey("k" * 32))
     with database.sessions.begin() as session:
         for i, payload in enumerate(payloads[:2]):
