@@ -11,14 +11,13 @@ import csv
 import io
 import json
 import re
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
+from okeguard.bot.cli_context import CONFIG_OPTION, CliContext
 from okeguard.errors import OkeguardError, UsageError
 
 if TYPE_CHECKING:
@@ -26,59 +25,11 @@ if TYPE_CHECKING:
 
     from okeguard.audit.models import AuditEvent
 
-_CONFIG_OPTION = click.option(
-    "--config",
-    "config_path",
-    metavar="FILE",
-    help="Configuration file whose database.url to use (OKEGUARD_DATABASE_URL wins).",
-)
-
 
 class ChainBrokenError(OkeguardError):
     """``okeguard audit verify`` found a bad row."""
 
     exit_code = 1
-
-
-def _url(config_path: str | None) -> str:
-    from okeguard.audit.db import resolve_url
-    from okeguard.config import load_config
-
-    config_url = load_config(config_path).database.url if config_path else None
-    return resolve_url(config_url)
-
-
-def _out(text: str) -> None:
-    from okeguard.bot.cli import _write_stdout
-
-    _write_stdout(text if text.endswith("\n") else text + "\n")
-
-
-@contextmanager
-def _session(url: str, *, read_only: bool = False) -> Iterator[Session]:
-    """A session on a migrated database; one-line errors for a missing or unreachable one.
-    A ``read_only`` one never holds the write lock: the bot keeps appending meanwhile."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from okeguard.audit.db import DatabaseError, describe, make_engine, session_factory, unreachable
-    from okeguard.audit.schema import current_revision
-
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and not Path(parsed.database or "").exists():
-        raise DatabaseError(f"no database at {describe(url)} (run 'okeguard db upgrade' first)")
-    if current_revision(url) is None:
-        raise DatabaseError(
-            f"the database at {describe(url)} has no schema (run 'okeguard db upgrade' first)"
-        )
-    engine = make_engine(url)
-    try:
-        with session_factory(engine, read_only=read_only)() as session:
-            yield session
-    except SQLAlchemyError as exc:
-        raise unreachable(url, exc) from None
-    finally:
-        engine.dispose()
 
 
 @click.group("db")
@@ -93,15 +44,15 @@ def db_group() -> None:
 
 
 @db_group.command("upgrade")
-@_CONFIG_OPTION
+@CONFIG_OPTION
 def db_upgrade(config_path: str | None) -> None:
     """Create the database or migrate it to the newest schema (audited)."""
     from okeguard.audit import schema
     from okeguard.audit.chain import append_event
     from okeguard.audit.db import describe, make_engine, session_factory
-    from okeguard.bot.identity import cli_actor_for
 
-    url = _url(config_path)
+    cli = CliContext.of(config_path)
+    url = cli.database_url
     before = schema.current_revision(url)
     schema.upgrade(url)
     after = schema.current_revision(url)
@@ -111,7 +62,7 @@ def db_upgrade(config_path: str | None) -> None:
             with session_factory(engine).begin() as session:
                 append_event(
                     session,
-                    cli_actor_for(config_path),
+                    cli.actor,
                     "db.upgrade",
                     ("database", after or "base"),
                     {"from": before, "to": after},
@@ -123,16 +74,16 @@ def db_upgrade(config_path: str | None) -> None:
 
 
 @db_group.command("current")
-@_CONFIG_OPTION
+@CONFIG_OPTION
 def db_current(config_path: str | None) -> None:
     """Print the database's schema revision ('none' before the first upgrade)."""
     from okeguard.audit import schema
 
-    url = _url(config_path)
-    revision = schema.current_revision(url)
+    cli = CliContext.of(config_path)
+    revision = schema.current_revision(cli.database_url)
     head = schema.head_revision()
     note = " (head)" if revision == head else f" (head is {head}: run 'okeguard db upgrade')"
-    _out(f"{revision or 'none'}{note}")
+    cli.out(f"{revision or 'none'}{note}")
 
 
 @click.group("audit")
@@ -162,7 +113,7 @@ def audit_group() -> None:
     metavar="FILE",
     help="A file of anchors, one ID:HASH a line ('#' starts a comment).",
 )
-@_CONFIG_OPTION
+@CONFIG_OPTION
 def audit_verify(heads: tuple[str, ...], anchors_file: str | None, config_path: str | None) -> None:
     """Verify the audit trail: exit 0 when it holds, 1 listing each problem.
 
@@ -184,9 +135,10 @@ def audit_verify(heads: tuple[str, ...], anchors_file: str | None, config_path: 
     if anchors_file:
         anchors += read_anchors(anchors_file)
     keys = audit_keys()
+    cli = CliContext.of(config_path)
     # One read transaction: a consistent snapshot of the chain and the state tables, that takes
     # no lock a writer waits for (SQLite in WAL mode, PostgreSQL MVCC).
-    with _session(_url(config_path), read_only=True) as session:
+    with cli.session(read_only=True) as session:
         report = verify_trail(session, keys=keys, anchors=anchors)
     problems = report.problems
     if len(problems) == 1:
@@ -195,7 +147,7 @@ def audit_verify(heads: tuple[str, ...], anchors_file: str | None, config_path: 
         for line in problems:
             click.echo(f"okeguard: error: {line}", err=True)
         raise ChainBrokenError(f"audit verify found {len(problems)} problems (listed above)")
-    _out("\n".join(report.confirmed()))
+    cli.out("\n".join(report.confirmed()))
     for level, note in report.limits():
         click.echo(f"okeguard: {level}: {note}", err=True)
 
@@ -214,7 +166,7 @@ def audit_verify(heads: tuple[str, ...], anchors_file: str | None, config_path: 
     is_flag=True,
     help="Also append an audit.anchored event saying this anchor was taken.",
 )
-@_CONFIG_OPTION
+@CONFIG_OPTION
 def audit_head(output_format: str, record: bool, config_path: str | None) -> None:
     """Print the chain's head as an anchor, ID:HASH, to keep outside the database.
 
@@ -228,14 +180,13 @@ def audit_head(output_format: str, record: bool, config_path: str | None) -> Non
     """
     from okeguard.audit.anchors import head_anchor, record_anchor
 
-    with _session(_url(config_path)) as session:
+    cli = CliContext.of(config_path)
+    with cli.session() as session:
         anchor = head_anchor(session)
         if record:
-            from okeguard.bot.identity import cli_actor_for
-
-            record_anchor(session, anchor, cli_actor_for(config_path), "cli")
+            record_anchor(session, anchor, cli.actor, "cli")
             session.commit()
-    _out(json.dumps(anchor.as_dict()) if output_format == "json" else str(anchor))
+    cli.out(json.dumps(anchor.as_dict()) if output_format == "json" else str(anchor))
 
 
 @audit_group.command("seal")
@@ -245,7 +196,7 @@ def audit_head(output_format: str, record: bool, config_path: str | None) -> Non
     help="Also MAC again, under the current key, the rows made under OKEGUARD_AUDIT_KEY_PREVIOUS.",
 )
 @click.option("--dry-run", is_flag=True, help="Say what would be sealed; change nothing.")
-@_CONFIG_OPTION
+@CONFIG_OPTION
 def audit_seal(rekey: bool, dry_run: bool, config_path: str | None) -> None:
     """MAC the rows that have none under the audit key (audited as audit.sealed).
 
@@ -260,26 +211,25 @@ def audit_seal(rekey: bool, dry_run: bool, config_path: str | None) -> None:
     """
     from okeguard.audit.keys import audit_keys, require_key
     from okeguard.audit.seal import seal_chain
-    from okeguard.bot.identity import cli_actor_for
 
     keys = audit_keys()
     require_key(keys)
-    actor = cli_actor_for(config_path)
-    with _session(_url(config_path)) as session:
-        result = seal_chain(session, actor, keys=keys, rekey=rekey, dry_run=dry_run)
+    cli = CliContext.of(config_path)
+    with cli.session() as session:
+        result = seal_chain(session, cli.actor, keys=keys, rekey=rekey, dry_run=dry_run)
         if not dry_run:
             session.commit()
     if not result.changed:
-        _out(f"Nothing to seal: every row has a MAC under audit key {result.key_id}.")
+        cli.out(f"Nothing to seal: every row has a MAC under audit key {result.key_id}.")
         return
     what = f"{result.sealed} row{'s' if result.sealed != 1 else ''} without a MAC"
     if rekey:
         what += f" and {result.rekeyed} under the previous key"
     ids = f"ids {result.first_id}-{result.last_id}, {len(result.ranges)} range(s)"
     if dry_run:
-        _out(f"Would seal {what} ({ids}) under audit key {result.key_id}.")
+        cli.out(f"Would seal {what} ({ids}) under audit key {result.key_id}.")
         return
-    _out(
+    cli.out(
         f"Sealed {what} ({ids}) under audit key {result.key_id}; audit event "
         f"{result.event_id} (audit.sealed) records it. The seal attests the chain as it was now."
     )
@@ -386,26 +336,28 @@ _SINCE_OPTION = click.option(
     type=click.Choice(["table", "json", "csv"]),
     help="table for people (local time), json or csv for tools (UTC).",
 )
-@_CONFIG_OPTION
+@CONFIG_OPTION
 def audit_list(since: str | None, output_format: str, config_path: str | None) -> None:
     """List audit events, oldest first."""
     when = parse_since(since) if since else None
-    with _session(_url(config_path), read_only=True) as session:
-        _out(_render(_events(session, when), output_format))
+    cli = CliContext.of(config_path)
+    with cli.session(read_only=True) as session:
+        cli.out(_render(_events(session, when), output_format))
 
 
 @audit_group.command("show")
 @click.argument("event_id", type=int, metavar="ID")
-@_CONFIG_OPTION
+@CONFIG_OPTION
 def audit_show(event_id: int, config_path: str | None) -> None:
     """Show one audit event in full, as JSON."""
     from okeguard.audit.models import AuditEvent
 
-    with _session(_url(config_path), read_only=True) as session:
+    cli = CliContext.of(config_path)
+    with cli.session(read_only=True) as session:
         event = session.get(AuditEvent, event_id)
         if event is None:
             raise UsageError(f"no audit event {event_id} (see 'okeguard audit list')")
-        _out(json.dumps(_as_dict(event), indent=2, ensure_ascii=False))
+        cli.out(json.dumps(_as_dict(event), indent=2, ensure_ascii=False))
 
 
 @audit_group.command("export")
@@ -418,9 +370,10 @@ def audit_show(event_id: int, config_path: str | None) -> None:
     type=click.Choice(["json", "csv"]),
     help="Export format; hashes included so the copy can be checked later.",
 )
-@_CONFIG_OPTION
+@CONFIG_OPTION
 def audit_export(since: str | None, output_format: str, config_path: str | None) -> None:
     """Export audit events with their hashes, for archiving or a SIEM."""
     when = parse_since(since) if since else None
-    with _session(_url(config_path), read_only=True) as session:
-        _out(_render(_events(session, when), output_format))
+    cli = CliContext.of(config_path)
+    with cli.session(read_only=True) as session:
+        cli.out(_render(_events(session, when), output_format))

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from okeguard.bot.cli_db import _CONFIG_OPTION, _out, _session, _url, parse_duration
+from okeguard.bot.cli_context import CONFIG_OPTION, CliContext, write_line
+from okeguard.bot.cli_db import parse_duration
 from okeguard.errors import UsageError
 
 if TYPE_CHECKING:
@@ -104,24 +105,9 @@ def _governed(
 ) -> Iterator[tuple[Config, sessionmaker[Session]]]:
     """(the configuration, a session factory): the database is created or migrated first when
     ``create``, else it must exist. Refusals (``ExceptionRefused``) are one-line errors, exit 2."""
-    from okeguard.audit.db import make_engine, session_factory
-    from okeguard.bot.cli_findings import _migrated_session
-    from okeguard.bot.identity import cli_actor
-    from okeguard.config import load_config
-
-    config = load_config(config_path)
-    url = _url(config_path)
-    if create:
-        with _migrated_session(url, cli_actor(config)):
-            pass
-    else:
-        with _session(url):  # one-line error for a missing database
-            pass
-    engine = make_engine(url)
-    try:
-        yield config, session_factory(engine)
-    finally:
-        engine.dispose()
+    cli = CliContext.of(config_path)
+    with cli.sessions(cli.actor, create=create) as sessions:
+        yield cli.config, sessions
 
 
 @exceptions_group.command("add")
@@ -137,7 +123,7 @@ def _governed(
     metavar="WHEN",
     help="30d, 12h, 2w, or a date like 2026-12-31; at most exceptions.max_days (90) away.",
 )
-@_CONFIG_OPTION
+@CONFIG_OPTION
 def exceptions_add(
     check_id: str,
     cluster: str | None,
@@ -171,7 +157,7 @@ def exceptions_add(
         + (pending.replace("ID", str(rule.id)) if rule.state == "pending-approval" else ""),
         err=True,
     )
-    _out(str(rule.id))
+    write_line(str(rule.id))
 
 
 @exceptions_group.command("list")
@@ -184,16 +170,17 @@ def exceptions_add(
     type=click.Choice(["table", "json"]),
     help="table for people, json for tools.",
 )
-@_CONFIG_OPTION
+@CONFIG_OPTION
 def exceptions_list(show_all: bool, output_format: str, config_path: str | None) -> None:
     """List the exceptions in force and those waiting for approval (with --all, every one)."""
     from okeguard.audit.queries import exception_pairs, listed_exceptions
     from okeguard.audit.types import utcnow
 
-    with _session(_url(config_path)) as session:
+    cli = CliContext.of(config_path)
+    with cli.session() as session:
         rules = list(listed_exceptions(session, utcnow(), every=show_all))
     if output_format == "json":
-        _out(json.dumps([_exception_dict(r) for r in rules], indent=2, ensure_ascii=False))
+        cli.out(json.dumps([_exception_dict(r) for r in rules], indent=2, ensure_ascii=False))
         return
     lines = [
         f"{'ID':>4}  {'STATE':<16} {'CHECK':<34} {'EXPIRES (UTC)':<17} {'AUTHOR':<14} "
@@ -205,7 +192,7 @@ def exceptions_list(show_all: bool, output_format: str, config_path: str | None)
             f"{r.id:>4}  {r.state:<16} {r.check_id:<34} {expiry:<17} {r.author:<14} "
             f"{exception_pairs(r)}: {r.reason}"
         )
-    _out("\n".join(lines))
+    cli.out("\n".join(lines))
 
 
 def _decide(exception_id: int, approve: bool, reason: str | None, config_path: str | None) -> None:
@@ -232,7 +219,7 @@ _ID = click.argument("exception_id", type=int, metavar="ID")
 @exceptions_group.command("approve")
 @_ID
 @click.option("--reason", help="Why (recorded in the audit trail).")
-@_CONFIG_OPTION
+@CONFIG_OPTION
 def exceptions_approve(exception_id: int, reason: str | None, config_path: str | None) -> None:
     """Approve an exception waiting for approval (an approver's, not its author's)."""
     _decide(exception_id, True, reason, config_path)
@@ -241,7 +228,7 @@ def exceptions_approve(exception_id: int, reason: str | None, config_path: str |
 @exceptions_group.command("reject")
 @_ID
 @click.option("--reason", help="Why (recorded in the audit trail).")
-@_CONFIG_OPTION
+@CONFIG_OPTION
 def exceptions_reject(exception_id: int, reason: str | None, config_path: str | None) -> None:
     """Reject an exception waiting for approval (approvers only)."""
     _decide(exception_id, False, reason, config_path)
@@ -249,7 +236,7 @@ def exceptions_reject(exception_id: int, reason: str | None, config_path: str | 
 
 @exceptions_group.command("remove")
 @_ID
-@_CONFIG_OPTION
+@CONFIG_OPTION
 def exceptions_remove(exception_id: int, config_path: str | None) -> None:
     """Remove an exception (audited); its findings reopen at the next recorded scan."""
     from okeguard.bot.identity import cli_identity

@@ -11,56 +11,19 @@ remove ask for ``okeguard db upgrade`` instead of creating an empty database.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from okeguard.bot.cli_db import _CONFIG_OPTION, _out, _session, _url, to_csv
-from okeguard.bot.cli_exceptions import exceptions_group
+from okeguard.bot.cli_context import CONFIG_OPTION, CliContext, migrated_session
+from okeguard.bot.cli_db import to_csv
 from okeguard.errors import UsageError
 
-__all__ = ["exceptions_group", "findings_group", "record_report"]
-
 if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
-
     from okeguard.audit.models import FindingRecord
     from okeguard.audit.recording import RecordResult
     from okeguard.scanning import ScanReport
-
-
-@contextmanager
-def _migrated_session(url: str, actor: str | None = None) -> Iterator[Session]:
-    """A session on the database at ``url``, created or migrated to the newest schema first
-    (audited as ``actor``; default: the command line's user, ``cli_actor()``)."""
-    from okeguard.audit import schema
-    from okeguard.audit.chain import append_event
-    from okeguard.audit.db import describe, make_engine, session_factory
-    from okeguard.bot.identity import cli_actor
-
-    before = schema.current_revision(url)
-    head = schema.head_revision()
-    if before != head:
-        schema.upgrade(url)
-        engine = make_engine(url)
-        try:
-            with session_factory(engine).begin() as session:
-                append_event(
-                    session,
-                    actor or cli_actor(),
-                    "db.upgrade",
-                    ("database", head),
-                    {"from": before, "to": head},
-                )
-        finally:
-            engine.dispose()
-        what = "created" if before is None else f"migrated from {before}"
-        click.echo(f"Database {describe(url)}: {what} (revision {head}).", err=True)
-    with _session(url) as session:
-        yield session
 
 
 def record_report(
@@ -73,7 +36,7 @@ def record_report(
     from okeguard.bot.identity import cli_actor
 
     user = actor or cli_actor()
-    with _migrated_session(resolve_url(config_url), user) as session, session.begin():
+    with migrated_session(resolve_url(config_url), user) as session, session.begin():
         return record_scan(session, report, actor=user, started_by=user)
 
 
@@ -174,7 +137,7 @@ def findings_table(rows: list[FindingRecord], width: int | None = None) -> str:
     type=click.Choice(["table", "json", "csv"]),
     help="table for people, json or csv for tools.",
 )
-@_CONFIG_OPTION
+@CONFIG_OPTION
 def findings_list(
     statuses: tuple[str, ...],
     severities: tuple[str, ...],
@@ -190,10 +153,11 @@ def findings_list(
         wanted = [Severity.parse(s).value for s in severities]
     except ValueError as exc:
         raise UsageError(f"--severity: {exc}") from None
-    with _session(_url(config_path)) as session:
+    cli = CliContext.of(config_path)
+    with cli.session() as session:
         rows = list(
             queries.recorded_findings(
                 session, statuses=statuses, severities=wanted, clusters=clusters
             )
         )
-    _out(_render_findings(rows, output_format))
+    cli.out(_render_findings(rows, output_format))

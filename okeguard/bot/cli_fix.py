@@ -10,19 +10,15 @@ applies is recorded as the approver of their own request, with that reason in th
 from __future__ import annotations
 
 import json
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from okeguard.bot.cli_db import _out, _url
+from okeguard.bot.cli_context import CliContext, confirm
 from okeguard.errors import OkeguardError, UsageError
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import Session, sessionmaker
-
+    from okeguard.audit.queries import FindingRef
     from okeguard.checks.model import Finding
     from okeguard.config import Config
     from okeguard.inventory.model import Inventory
@@ -37,40 +33,15 @@ class RemediationFailed(OkeguardError):
     exit_code = 1
 
 
-@contextmanager
-def _sessions(url: str, actor: str | None = None) -> Iterator[sessionmaker[Session]]:
-    """A session factory on the database at ``url``, created or migrated first (audited as
-    ``actor``, default ``cli_actor()``)."""
-    from okeguard.audit.db import make_engine, session_factory
-    from okeguard.bot.cli_findings import _migrated_session
-
-    with _migrated_session(url, actor):
-        pass
-    engine = make_engine(url)
-    try:
-        yield session_factory(engine)
-    finally:
-        engine.dispose()
-
-
-def _load_config(config_path: str | None, demo: bool) -> Config:
-    from okeguard.config import load_config
-
-    if demo and config_path is None:
-        from okeguard.inventory.demo import demo_config_path
-
-        found = demo_config_path()
-        config_path = str(found) if found else None
-    return load_config(config_path)
-
-
-def _inventories(
+def load_inventories(
     config: Config,
     *,
     demo: bool,
     snapshot: str | None,
     live: LiveCluster | None,
 ) -> list[Inventory]:
+    """What ``okeguard fix`` plans against: the live cluster, else the demo's or the
+    snapshot's inventories."""
     if live is not None:
         return [live.read()]
     from okeguard.inventory.snapshot import load_snapshot
@@ -83,32 +54,26 @@ def _inventories(
     return [load_snapshot(snapshot)]
 
 
-def _matches(finding: Finding, ref: str) -> bool:
-    if ":" in ref:  # check-id:namespace/name, or check-id:name
-        check_id, _, where = ref.partition(":")
-        r = finding.resource
-        names = {r.name, f"{r.namespace}/{r.name}", f"{r.kind}/{r.namespace}/{r.name}"}
-        return finding.check_id == check_id and where in names
-    return finding.fingerprint.startswith(ref.lower())
-
-
 def locate_finding(
     config: Config, inventories: list[Inventory], ref: str
 ) -> tuple[Finding, Inventory]:
-    """The one open finding ``ref`` names (fingerprint prefix, or ``check-id:namespace/name``)."""
+    """The one open finding ``ref`` names, by the rule every front door uses
+    (``okeguard.audit.queries.parse_finding_ref``: a fingerprint prefix of at least 6
+    characters, or ``CHECK:NAMESPACE/NAME``), with its inventory. ``UsageError`` otherwise,
+    suggesting close ids for an unknown one."""
     from datetime import UTC, datetime
 
+    from okeguard.audit.queries import parse_finding_ref
     from okeguard.scanning import scan_inventory
 
-    if ":" not in ref and len(ref) < 6:
-        raise UsageError(f"finding '{ref}': give at least 6 characters of its fingerprint")
+    wanted = parse_finding_ref(ref)
     hits: list[tuple[Finding, Inventory]] = []
     findings: list[Finding] = []
     for inventory in inventories:
         now = inventory.captured_at if inventory.source.type == "demo" else None
         report = scan_inventory(inventory, config, now=now or datetime.now(UTC))
         findings += report.findings
-        hits += [(f, inventory) for f in report.findings if _matches(f, ref)]
+        hits += [(f, inventory) for f in report.findings if _named(f, wanted)]
     open_hits = [h for h in hits if h[0].status.value == "open"]
     if not hits:
         close = close_finding_ids(ref, findings)
@@ -122,6 +87,17 @@ def locate_finding(
         shown = ", ".join(f"{f.fingerprint[:12]} ({f.check_id})" for f, _ in open_hits[:5])
         raise UsageError(f"'{ref}' matches {len(open_hits)} findings: {shown}; give more of it")
     return open_hits[0]
+
+
+def _named(finding: Finding, ref: FindingRef) -> bool:
+    r = finding.resource
+    return ref.matches(
+        fingerprint=finding.fingerprint,
+        check_id=finding.check_id,
+        kind=r.kind,
+        namespace=r.namespace,
+        name=r.name,
+    )
 
 
 def _where(finding: Finding) -> str:
@@ -183,19 +159,9 @@ def render_plan(plan: Plan, *, color: bool = False) -> str:
     return head + diff
 
 
-def _live(
-    config: Config,
-    *,
-    context: str | None,
-    kubeconfig: str | None,
-    cluster: str | None,
-) -> LiveCluster:
-    from okeguard.remediations.live import live_cluster
-
-    return live_cluster(config, cluster=cluster, context=context, kubeconfig=kubeconfig)
-
-
-def _report(result: ApplyResult, expected: str = "applied") -> None:
+def report_result(result: ApplyResult, expected: str = "applied") -> None:
+    """Say on stderr what became of the request; :class:`RemediationFailed` (exit 1) unless it
+    ended ``expected``."""
     click.echo(
         f"Request {result.request_id}: {result.state}"
         + (f" ({result.reason})" if result.reason else ""),
@@ -288,7 +254,8 @@ def fix_command(
         raise UsageError("choose one source: --demo or --snapshot")
     if offline and (context or cluster):
         raise UsageError("--demo and --snapshot cannot be combined with --context or --cluster")
-    config = _load_config(config_path, demo)
+    cli = CliContext.of(config_path, demo=demo)
+    config = cli.config
     if (do_apply or do_request or rollback_id is not None) and offline:
         raise UsageError(
             "a snapshot cannot be changed: use --context NAME or --config FILE --cluster NAME"
@@ -299,12 +266,13 @@ def fix_command(
     if rollback_id is not None:
         if finding:
             raise UsageError("--rollback takes a request id, not a finding")
+        from okeguard.remediations.live import live_cluster
         from okeguard.remediations.workflow import rollback_request
 
-        owner = _live(config, context=context, kubeconfig=kubeconfig, cluster=cluster)
-        _confirm(yes, f"Roll back request {rollback_id} on {owner.name}?")
-        with _sessions(_url(config_path), actor) as sessions:
-            _report(rollback_request(sessions, rollback_id, actor, owner), "rolled-back")
+        owner = live_cluster(config, cluster=cluster, context=context, kubeconfig=kubeconfig)
+        confirm(yes, f"Roll back request {rollback_id} on {owner.name}?")
+        with cli.sessions(actor) as sessions:
+            report_result(rollback_request(sessions, rollback_id, actor, owner), "rolled-back")
         return
     if not finding:
         raise UsageError("give the FINDING to fix (or --rollback REQUEST)")
@@ -312,28 +280,30 @@ def fix_command(
         raise UsageError(
             "say where the finding is: --demo, --snapshot FILE, --context NAME or --config FILE"
         )
-    live = (
-        None if offline else _live(config, context=context, kubeconfig=kubeconfig, cluster=cluster)
-    )
+    live = None
+    if not offline:
+        from okeguard.remediations.live import live_cluster
+
+        live = live_cluster(config, cluster=cluster, context=context, kubeconfig=kubeconfig)
     from okeguard.scanning import gc_paused
 
     with gc_paused():  # loading and scanning allocate millions of small objects, as in `scan`
-        inventories = _inventories(config, demo=demo, snapshot=snapshot, live=live)
+        inventories = load_inventories(config, demo=demo, snapshot=snapshot, live=live)
         scope = live.effective_config if live else config
         target, inventory = locate_finding(scope, inventories, finding)
         plan = plan_finding(target, inventory, scope.remediation, variant)
     if output_format == "json":
-        _out(json.dumps({**plan.to_dict(), "hash": plan.hash}, indent=2, sort_keys=True))
+        cli.out(json.dumps({**plan.to_dict(), "hash": plan.hash}, indent=2, sort_keys=True))
     else:
         from okeguard.bot.formats.terminal import use_color
 
-        _out(render_plan(plan, color=use_color(no_color)))
+        cli.out(render_plan(plan, color=use_color(no_color)))
     if not (do_apply or do_request):
         return
     assert live is not None
     from okeguard.remediations import workflow
 
-    with _sessions(_url(config_path), actor) as sessions:
+    with cli.sessions(actor) as sessions:
         if do_request:
             request = workflow.request_fix(sessions, plan, actor, config.remediation)
             click.echo(
@@ -342,7 +312,7 @@ def fix_command(
                 err=True,
             )
             return
-        _confirm(yes, f"Apply plan {plan.hash[:12]} to {live.name}?")
+        confirm(yes, f"Apply plan {plan.hash[:12]} to {live.name}?")
         if config.remediation.cli_requires_approval:
             request_id = workflow.approved_request_for(sessions, plan)
             if request_id is None:
@@ -365,7 +335,7 @@ def fix_command(
             )
             request_id = request.id
         click.echo(f"Applying request {request_id}…", err=True)
-        _report(workflow.apply_request(sessions, request_id, actor, live))
+        report_result(workflow.apply_request(sessions, request_id, actor, live))
 
 
 def _may_self_approve(config: Config, plan: Plan) -> None:
@@ -385,12 +355,3 @@ def _may_self_approve(config: Config, plan: Plan) -> None:
     )
     if problem:
         raise UsageError(f"fix --apply: {problem}; use --request and have an approver approve it")
-
-
-def _confirm(yes: bool, question: str) -> None:
-    if yes:
-        return
-    if not sys.stdin.isatty():
-        raise UsageError("not a terminal: add --yes to confirm")
-    if not click.confirm(question, err=True):
-        raise click.exceptions.Abort()

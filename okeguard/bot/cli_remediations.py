@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from okeguard.bot.cli_db import _out, _url
-from okeguard.bot.cli_fix import _confirm, _live, _report, _sessions, render_plan
+from okeguard.bot.cli_context import CliContext, confirm
+from okeguard.bot.cli_fix import render_plan, report_result
 from okeguard.errors import UsageError
 
 if TYPE_CHECKING:
@@ -47,16 +47,16 @@ def list_requests(config_path: str | None, states: tuple[str, ...], output_forma
     """List remediation requests, newest first."""
     from okeguard.audit import queries
     from okeguard.audit.models import RequestState
-    from okeguard.bot.cli_db import _session
 
     for state in states:
         if state not in {s.value for s in RequestState}:
             names = ", ".join(s.value for s in RequestState)
             raise UsageError(f"--state: unknown state '{state}' (one of {names})")
-    with _session(_url(config_path)) as session:
+    cli = CliContext.of(config_path)
+    with cli.session() as session:
         rows = [_request_dict(r) for r in queries.remediation_requests(session, states)]
     if output_format == "json":
-        _out(json.dumps(rows, indent=2))
+        cli.out(json.dumps(rows, indent=2))
         return
     if not rows:
         click.echo("No remediation requests.", err=True)
@@ -69,7 +69,7 @@ def list_requests(config_path: str | None, states: tuple[str, ...], output_forma
             f"{r['id']:>4}  {r['state']:<17} {r['remediation']:<24} {r['cluster']:<16} "
             f"{r['plan_hash'][:12]:<12}  {r['requester']} -> {r['approver'] or '-'}"
         )
-    _out("\n".join(lines))
+    cli.out("\n".join(lines))
 
 
 def _request_dict(r: Any) -> dict[str, Any]:
@@ -101,11 +101,11 @@ def _request_dict(r: Any) -> dict[str, Any]:
 def show_request(request_id: int, config_path: str | None, output_format: str) -> None:
     """Show a request: its plan, its diff and every audit event of it."""
     from okeguard.audit.models import RemediationRequest
-    from okeguard.bot.cli_db import _session
     from okeguard.remediations.plan import Plan
     from okeguard.remediations.workflow import request_events
 
-    with _session(_url(config_path)) as session:
+    cli = CliContext.of(config_path)
+    with cli.session() as session:
         request = session.get(RemediationRequest, request_id)
         if request is None:
             raise UsageError(f"no remediation request {request_id}")
@@ -115,7 +115,7 @@ def show_request(request_id: int, config_path: str | None, output_format: str) -
     if output_format == "json":
         for e in events:
             e["at"] = e["at"].isoformat()
-        _out(json.dumps({**info, "plan": plan.to_dict(), "events": events}, indent=2))
+        cli.out(json.dumps({**info, "plan": plan.to_dict(), "events": events}, indent=2))
         return
     head = f"Request {request_id}: {info['state']}, requested by {info['requester']}"
     if info["approver"]:
@@ -126,7 +126,7 @@ def show_request(request_id: int, config_path: str | None, output_format: str) -
         f"  {e['at']:%Y-%m-%d %H:%M:%S} {e['actor']:<12} {e['action']} {_event_detail(e['payload'])}"
         for e in events
     ]
-    _out(head + "\n\n" + render_plan(plan) + "\nAudit trail:\n" + "\n".join(trail))
+    cli.out(head + "\n\n" + render_plan(plan) + "\nAudit trail:\n" + "\n".join(trail))
 
 
 def _event_detail(payload: dict[str, Any]) -> str:
@@ -179,12 +179,12 @@ def _decide(
     from okeguard.approval_policy import ApprovalRules, approval_refusal
     from okeguard.audit.models import RemediationRequest
     from okeguard.bot.identity import cli_identity
-    from okeguard.config import load_config
     from okeguard.exception_governance import MAX_ID
     from okeguard.remediations.approvals import refuse
     from okeguard.remediations.workflow import decide
 
-    config = load_config(config_path)
+    cli = CliContext.of(config_path)
+    config = cli.config
     person, rules = cli_identity(config), ApprovalRules.of(config)
     what = "approve" if approve else "reject"
 
@@ -197,7 +197,7 @@ def _decide(
             requester=request.requester if approve else None,
         )
 
-    with _sessions(_url(config_path), person.actor) as sessions:
+    with cli.sessions(person.actor) as sessions:
         if not 1 <= request_id <= MAX_ID:
             raise refuse(
                 sessions, request_id, person.actor, what, f"no remediation request {request_id}"
@@ -239,12 +239,12 @@ def apply_approved(
 ) -> None:
     """Apply an approved request exactly as approved (refused if the target changed)."""
     from okeguard.audit.models import RemediationRequest
-    from okeguard.bot.identity import cli_actor
-    from okeguard.config import load_config
+    from okeguard.remediations.live import live_cluster
     from okeguard.remediations.workflow import apply_request
 
-    config = load_config(config_path)
-    with _sessions(_url(config_path), cli_actor(config)) as sessions:
+    cli = CliContext.of(config_path)
+    config = cli.config
+    with cli.sessions(cli.actor) as sessions:
         with sessions() as session:
             request = session.get(RemediationRequest, request_id)
             if request is None:
@@ -256,9 +256,9 @@ def apply_approved(
             and any(c.name == plan_cluster for c in config.clusters)
         ):
             cluster = plan_cluster
-        live = _live(config, context=context, kubeconfig=kubeconfig, cluster=cluster)
-        _confirm(yes, f"Apply request {request_id} to {live.name}?")
-        _report(apply_request(sessions, request_id, cli_actor(config), live))
+        live = live_cluster(config, cluster=cluster, context=context, kubeconfig=kubeconfig)
+        confirm(yes, f"Apply request {request_id} to {live.name}?")
+        report_result(apply_request(sessions, request_id, cli.actor, live))
 
 
 @remediations_group.command("reconcile")
@@ -269,19 +269,19 @@ def reconcile_requests(
     context: str | None, kubeconfig: str | None, config_path: str | None
 ) -> None:
     """Settle requests a crash left 'applying', and expire stale ones (the bot runs this at start)."""
-    from okeguard.bot.identity import cli_actor
-    from okeguard.config import load_config
+    from okeguard.remediations.live import live_cluster
     from okeguard.remediations.workflow import reconcile
 
-    config = load_config(config_path)
+    cli = CliContext.of(config_path)
+    config = cli.config
 
     def live_for(name: str) -> LiveCluster:
         if any(c.name == name for c in config.clusters):
-            return _live(config, context=None, kubeconfig=None, cluster=name)
-        return _live(config, context=context or name, kubeconfig=kubeconfig, cluster=None)
+            return live_cluster(config, cluster=name, context=None, kubeconfig=None)
+        return live_cluster(config, cluster=None, context=context or name, kubeconfig=kubeconfig)
 
-    actor = cli_actor(config)
-    with _sessions(_url(config_path), actor) as sessions:
+    actor = cli.actor
+    with cli.sessions(actor) as sessions:
         results = reconcile(
             sessions, actor, live_for, lease_seconds=config.remediation.lease_seconds
         )

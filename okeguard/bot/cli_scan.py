@@ -1,4 +1,4 @@
-"""The input side of ``okeguard scan``: paths, verbosity, and what stderr says about the input.
+"""``okeguard scan``: its options, the input side (paths, verbosity), and what stderr says.
 
 A scan must not pass without saying so when it looked at less than the user meant: files skipped
 as not Kubernetes objects are counted (``-v`` lists them), and a ``--namespace`` the input does
@@ -12,15 +12,239 @@ import difflib
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
+from okeguard.bot.cli_context import EXIT_FINDINGS, CliContext, write_stdout
+from okeguard.bot.cli_findings import record_report
 from okeguard.errors import UsageError, one_line
+from okeguard.inventory.files import refuse_special_files
 
 if TYPE_CHECKING:
     from okeguard.scanning import ScanReport
     from okeguard.service import ScanRequest
+
+
+@click.command("scan")
+@click.option("--demo", is_flag=True, help="Scan the bundled demo environment (a shop on OKE).")
+@click.option(
+    "--manifests",
+    "manifests",
+    multiple=True,
+    metavar="PATH",
+    help="Manifest file or directory (recursive); '-' reads standard input. Repeatable.",
+)
+@click.argument("paths", nargs=-1, metavar="[PATH]...")
+@click.option(
+    "--snapshot", metavar="FILE", help="Scan a snapshot file written by 'okeguard snapshot'."
+)
+@click.option("--context", metavar="NAME", help="Scan the live cluster of this kubeconfig context.")
+@click.option(
+    "--kubeconfig", metavar="PATH", help="Kubeconfig file (default: $KUBECONFIG or ~/.kube/config)."
+)
+@click.option(
+    "--format",
+    "output_format",
+    default="table",
+    show_default=True,
+    type=click.Choice(["table", "json", "sarif", "markdown"]),
+    help="Output format.",
+)
+@click.option(
+    "--fail-on",
+    metavar="SEVERITY",
+    help="Exit 1 when an open finding is at or above this severity.",
+)
+@click.option(
+    "--severity",
+    "severities",
+    multiple=True,
+    metavar="LIST",
+    help="Report only these severities, e.g. critical,high; the others are neither shown nor "
+    "counted by --fail-on.",
+)
+@click.option(
+    "--exceptions",
+    "exceptions_file",
+    metavar="FILE",
+    help="Ignore file of waivers (check, resource, reason, expires). Default: "
+    ".okeguard-ignore.yaml in the current directory or the scanned repository.",
+)
+@click.option("--no-ignore-file", is_flag=True, help="Do not look for .okeguard-ignore.yaml.")
+@click.option(
+    "--check", "checks", multiple=True, metavar="ID", help="Run only this check (repeatable)."
+)
+@click.option(
+    "--namespace",
+    "-n",
+    "namespaces",
+    multiple=True,
+    metavar="NS",
+    help="Report only this namespace (repeatable).",
+)
+@click.option(
+    "--config",
+    "config_path",
+    metavar="FILE",
+    help="Configuration file (okeguard.yaml); alone, it scans the clusters it lists.",
+)
+@click.option(
+    "--cluster",
+    "clusters",
+    multiple=True,
+    metavar="NAME",
+    help="With --config alone: scan only this configured cluster (repeatable).",
+)
+@click.option(
+    "--cluster-name",
+    metavar="NAME",
+    help="Cluster name in findings (default: the context or snapshot's).",
+)
+@click.option("-o", "--output", metavar="FILE", help="Write the report to FILE instead of stdout.")
+@click.option(
+    "--no-color", is_flag=True, help="No colour, even on a terminal (NO_COLOR is respected too)."
+)
+@click.option(
+    "--record",
+    is_flag=True,
+    help="Record the findings in the audit database (OKEGUARD_DATABASE_URL or database.url; "
+    "created or migrated on first use).",
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress or summary on stderr.")
+@click.option(
+    "-v", "--verbose", count=True, help="List skipped files; more log output (-vv for debug)."
+)
+def scan_command(
+    demo: bool,
+    manifests: tuple[str, ...],
+    paths: tuple[str, ...],
+    snapshot: str | None,
+    context: str | None,
+    kubeconfig: str | None,
+    output_format: str,
+    fail_on: str | None,
+    severities: tuple[str, ...],
+    exceptions_file: str | None,
+    no_ignore_file: bool,
+    checks: tuple[str, ...],
+    namespaces: tuple[str, ...],
+    config_path: str | None,
+    clusters: tuple[str, ...],
+    cluster_name: str | None,
+    output: str | None,
+    no_color: bool,
+    record: bool,
+    quiet: bool,
+    verbose: int,
+) -> None:
+    """Scan a cluster, a snapshot or manifests against the OKE security best practices.
+
+    PATHs are manifest files and directories, as with --manifests. A directory is walked:
+    YAML and JSON files that are not Kubernetes objects are skipped and counted, kustomizations
+    are rendered with kubectl and Helm charts with helm when they are on PATH.
+
+    \b
+    Exit status: 0 when nothing at or above --fail-on is open, 1 when something is,
+    2 for bad usage or unreadable input, or input with no Kubernetes objects.
+    \b
+    Examples:
+      okeguard scan --demo
+      okeguard scan deploy/ charts/rendered.yaml --fail-on high
+      okeguard scan -v .      # a repository; -v lists the files skipped
+      kubectl kustomize overlays/prod | okeguard scan - --format json | jq .summary
+      okeguard scan --config okeguard.yaml --cluster shop-prod   # Kubernetes and OCI together
+    """
+    from okeguard.bot.formats import renderer
+    from okeguard.bot.progress import scan_progress
+    from okeguard.scanning import gc_paused
+    from okeguard.service import run_scan
+    from okeguard.waivers import apply_waivers, filter_severity, parse_severities, scan_waivers
+
+    verbose = apply_verbosity(verbose)
+    refuse_special_files(config_path, kubeconfig)  # a FIFO or a device would hang the scan
+    threshold = _parse_severity(fail_on)
+    request, from_config = scan_request(
+        demo=demo,
+        manifests=manifest_paths(manifests, paths),
+        snapshot=snapshot,
+        context=context,
+        kubeconfig=kubeconfig,
+        checks=checks,
+        namespaces=namespaces,
+        config_path=config_path,
+        clusters=clusters,
+        cluster_name=cluster_name,
+    )
+    config = request.config
+    shown = parse_severities(severities) if severities else None
+    waivers = scan_waivers(  # before the scan, so a bad file or database fails fast
+        config, ignore_file=exceptions_file, scanned=request.manifests, discover=not no_ignore_file
+    )
+    if from_config:
+        from okeguard.fleet import scan_configured
+
+        with scan_progress("Scanning the configured clusters…", quiet=quiet) as progress:
+            report = scan_configured(
+                config,
+                clusters,
+                checks=checks,
+                namespaces=namespaces,
+                on_cluster=progress.cluster_done,
+            )
+    else:
+        with scan_progress("Scanning…", quiet=quiet):
+            report = run_scan(request)
+    scanned = report  # what --record records: recording applies the database's exceptions itself
+    if waivers.waivers:
+        report = apply_waivers(report, waivers.waivers, datetime.now(UTC))
+    if waivers.sources and not quiet:
+        click.echo(f"okeguard: {waivers.summary(scanned, report)}", err=True)
+    if shown is not None:
+        report = filter_severity(report, shown)
+    for note in scan_notes(report, checks, namespaces, verbose=verbose, quiet=quiet):
+        click.echo(note, err=True)
+    from okeguard.bot.formats.terminal import use_color
+
+    color = output is None and use_color(no_color)
+    with gc_paused():  # rendering allocates an object or more per finding, like loading
+        text = renderer(output_format)(report, color=color, width=0 if output else None)
+    if output:
+        try:
+            Path(output).write_bytes(text if isinstance(text, bytes) else text.encode())
+        except OSError as exc:
+            raise UsageError(f"{output}: cannot write report: {exc.strerror}") from None
+    else:
+        write_stdout(text)
+    if output_format != "table" and not quiet and sys.stderr.isatty():
+        from okeguard.bot.formats.table import summary_line
+
+        click.echo(summary_line(report), err=True)
+    if record:
+        from okeguard.bot.identity import cli_actor
+
+        recorded = record_report(scanned, config.database.url, cli_actor(config))
+        if not quiet:
+            click.echo(recorded.summary(), err=True)
+    if threshold is not None:
+        from okeguard.checks.model import Severity
+
+        rank = Severity(threshold).rank
+        if any(f.severity.rank >= rank for f in report.open_findings):
+            sys.exit(EXIT_FINDINGS)
+
+
+def _parse_severity(value: str | None) -> str | None:
+    if value is None:
+        return None
+    from okeguard.checks.model import Severity
+
+    try:
+        return Severity.parse(value).value
+    except ValueError as exc:
+        raise UsageError(f"--fail-on: {exc}") from None
 
 
 def manifest_paths(manifests: Sequence[str], paths: Sequence[str]) -> tuple[str, ...]:
@@ -81,8 +305,7 @@ def scan_request(
 def apply_verbosity(verbose: int) -> int:
     """Raise the log level for ``okeguard scan -v`` as ``okeguard -v scan`` does; returns the
     verbosity of both together."""
-    root = click.get_current_context().find_root()
-    total = verbose + int(root.params.get("verbose") or 0)
+    total = verbose + CliContext.of().verbose
     if verbose:
         from okeguard.logs import configure_logging
 

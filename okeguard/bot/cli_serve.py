@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from okeguard.bot.cli_context import CliContext, sessions_at
 from okeguard.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -85,7 +86,6 @@ def start_bot(
     API on ``http_port``. Returns the running bot; :meth:`RunningBot.stop` stops it."""
     from okeguard.audit.db import make_engine, session_factory
     from okeguard.audit.keys import audit_keys
-    from okeguard.bot.cli_fix import _sessions
     from okeguard.bot.slack.actions import show_reconciled
     from okeguard.bot.slack.app import build_app
     from okeguard.bot.slack.metrics import Metrics
@@ -109,7 +109,7 @@ def start_bot(
         signing_secret = _env("SLACK_SIGNING_SECRET", env, "HTTP mode verifies every request")
         limits = http_limits(config.serve.http, env)  # a bad OKEGUARD_HTTP_* stops us now
     client = make_client(token, base_url=env.get("OKEGUARD_SLACK_API_URL"))
-    with _sessions(database_url):  # migrate (audited) before anything reads
+    with sessions_at(database_url):  # migrate (audited) before anything reads
         pass
     engine = make_engine(database_url)
     sessions = session_factory(engine)
@@ -211,9 +211,7 @@ def scan_in_worker(
     type=click.Choice(["json", "text"]),
     help="Logs on stderr: JSON lines (one object per line) or text.",
 )
-@click.pass_context
 def serve_command(
-    click_ctx: click.Context,
     config_path: str | None,
     http_port: int | None,
     health_port: int,
@@ -232,14 +230,13 @@ def serve_command(
       okeguard serve --config okeguard.yaml --http 3000     # Events API at /slack/events
     """
     from okeguard.audit.db import resolve_url
-    from okeguard.config import load_config
     from okeguard.logs import configure_logging
 
-    verbose = (click_ctx.parent.params.get("verbose") or 0) if click_ctx.parent else 0
+    cli = CliContext.of(config_path)
     # a service logs INFO by default (scans, buttons, decisions); -v for DEBUG
-    configure_logging(logging.INFO - 10 * min(verbose, 1), json=log_format == "json")
+    configure_logging(logging.INFO - 10 * min(cli.verbose, 1), json=log_format == "json")
     env = dict(os.environ)
-    config = load_config(config_path)
+    config = cli.config
     # Hand the GIL over more often (default 5 ms): acknowledgements are short, and each one
     # waiting a full interval behind listener work adds up in a burst of clicks.
     sys.setswitchinterval(0.001)

@@ -59,11 +59,12 @@ def report() -> ScanReport:
 @pytest.fixture(scope="module")
 def plans() -> dict[str, Plan]:
     """Real plans of two demo findings: a security context patch and an NSG migration."""
-    from okeguard.bot.cli_fix import _inventories, _load_config, locate_finding
+    from okeguard.bot.cli_context import CliContext
+    from okeguard.bot.cli_fix import load_inventories, locate_finding
     from okeguard.remediations.planners import plan_finding
 
-    config = _load_config(None, True)
-    inventories = _inventories(config, demo=True, snapshot=None, live=None)
+    config = CliContext(demo=True).config
+    inventories = load_inventories(config, demo=True, snapshot=None, live=None)
     out = {}
     for name, ref in (("context", "k8s.privileged:platform/shop-admin"), ("nsg", "267e90626dde")):
         finding, inventory = locate_finding(config, inventories, ref)
