@@ -18,6 +18,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from json.encoder import encode_basestring
 from typing import Any, Protocol, cast
 
 from sqlalchemy import Table, func, select, text
@@ -135,30 +136,40 @@ def _record_json(
     return "".join(
         (
             '{"action":',
-            canonical_json(action),
+            _json_string(action),
             ',"actor":',
-            canonical_json(actor),
+            _json_string(actor),
             ',"at":',
-            canonical_json(stamp),
+            _json_string(stamp),
             ',"id":',
-            canonical_json(event_id),
+            str(event_id) if type(event_id) is int else canonical_json(event_id),
             ',"payload":',
             text_payload,
             ',"subject_id":',
-            canonical_json(subject_id),
+            _json_string(subject_id),
             ',"subject_type":',
-            canonical_json(subject_type),
+            _json_string(subject_type),
             "}",
         )
     )
 
 
+def _json_string(value: Any) -> str:
+    """``canonical_json(value)``, fast for a string (json's own encoder for strings)."""
+    return encode_basestring(value) if isinstance(value, str) else canonical_json(value)
+
+
+_SCALARS = frozenset((str, int, float, bool, type(None)))
+
+
 def _string_keys(value: Any) -> bool:
     """True when every mapping in ``value`` (nested in mappings and lists) has only str keys."""
     if type(value) is dict or isinstance(value, Mapping):
-        return all(type(k) is str and _string_keys(v) for k, v in value.items())
-    if isinstance(value, (list, tuple)):
-        return all(_string_keys(v) for v in value)
+        for key, item in value.items():
+            if type(key) is not str or (type(item) not in _SCALARS and not _string_keys(item)):
+                return False
+    elif isinstance(value, (list, tuple)):
+        return all(type(item) in _SCALARS or _string_keys(item) for item in value)
     return True
 
 
