@@ -124,17 +124,14 @@ def admit_lines(
         return False
     stream.seek(start + int((size - start) * (1 - WORKER_SHARE)) - 1)
     stream.readline()  # the worker's part begins at a line's start
-    if stream.tell() >= size:
-        stream.seek(start)
-        return False
-    split = _ranges(stream, stream.tell(), size)
-    pool = parallel.open_pool(1)
+    split = _ranges(stream, stream.tell(), size) if stream.tell() < size else []
+    stream.seek(start)
+    pool = parallel.open_pool(1) if split else None
     if pool is None:
         return False
     finished = False
     try:
         futures = [pool.submit(parallel.run_batch, _verdicts, [(path, a, b)]) for a, b in split]
-        stream.seek(start)
         number = _admit_first_part(stream, split[0][0] - start, add)
         _admit_second_part(stream, found, add, split, futures, key, number)
         finished = True

@@ -258,3 +258,12 @@ def test_ranges_begin_at_line_starts_and_cover_the_rest_of_the_file(
     assert ranges[0][0] == start and ranges[-1][1] == len(data)
     assert all(a == b for (_, a), (b, _) in pairwise(ranges))
     assert all(data[a - 1 : a] == b"\n" for a, _ in ranges)
+
+
+def test_without_a_worker_process_the_whole_file_is_read_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, small_ranges: None
+) -> None:
+    path = _write(tmp_path / "s.jsonl", _plant(_lines(400)))
+    ordinary = _read(monkeypatch, path, with_worker=False)
+    monkeypatch.setattr(parallel, "open_pool", lambda workers: None)  # a sandbox without fork
+    assert _view(_read(monkeypatch, path, with_worker=True)) == _view(ordinary)
