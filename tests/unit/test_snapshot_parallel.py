@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from concurrent.futures import Future
 from itertools import pairwise
 from pathlib import Path
@@ -267,3 +268,20 @@ def test_without_a_worker_process_the_whole_file_is_read_here(
     ordinary = _read(monkeypatch, path, with_worker=False)
     monkeypatch.setattr(parallel, "open_pool", lambda workers: None)  # a sandbox without fork
     assert _view(_read(monkeypatch, path, with_worker=True)) == _view(ordinary)
+
+
+def test_with_another_thread_running_the_worker_is_started_from_a_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, small_ranges: None
+) -> None:
+    path = _write(tmp_path / "s.jsonl", _plant(_lines(400)))
+    ordinary = _read(monkeypatch, path, with_worker=False)
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait)  # as the progress line's timer would
+    thread.start()
+    try:
+        assert parallel._context().get_start_method() != "fork"
+        shortcut = _read(monkeypatch, path, with_worker=True)
+    finally:
+        stop.set()
+        thread.join()
+    assert _view(shortcut) == _view(ordinary)
