@@ -8,6 +8,7 @@ the requested source, runs the checks and returns a
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -92,13 +93,14 @@ def _with_kubeconfig(inventory: Inventory, path: str) -> Inventory:
     return replace(inventory, kubeconfig_users=tuple(read_kubeconfig_users(path)))
 
 
-def run_scan(request: ScanRequest) -> ScanReport:
-    """Load the requested source, run the checks and return the report."""
+def run_scan(request: ScanRequest, keep: Callable[[Inventory], object] | None = None) -> ScanReport:
+    """Load the requested source, run the checks and return the report; ``keep`` is given the
+    inventory (a command that ends the process next keeps it rather than free it)."""
     with gc_paused():
-        return _run_scan(request)
+        return _run_scan(request, keep)
 
 
-def _run_scan(request: ScanRequest) -> ScanReport:
+def _run_scan(request: ScanRequest, keep: Callable[[Inventory], object] | None) -> ScanReport:
     validate_check_ids(request.checks)
     if request.demo:
         return _run_demo(request)
@@ -106,6 +108,8 @@ def _run_scan(request: ScanRequest) -> ScanReport:
     inventory = load_inventory(request)
     if request.kubeconfig and request.context is None:
         inventory = _with_kubeconfig(inventory, request.kubeconfig)
+    if keep is not None:
+        keep(inventory)
     return scan_inventory(
         inventory,
         request.config,

@@ -14,7 +14,13 @@ from collections.abc import Callable
 import click
 
 from okeguard import __version__
-from okeguard.bot.cli_context import EXIT_INTERNAL, EXIT_USAGE, CliContext, write_stdout
+from okeguard.bot.cli_context import (
+    EXIT_INTERNAL,
+    EXIT_USAGE,
+    CliContext,
+    exit_without_freeing,
+    write_stdout,
+)
 from okeguard.bot.cli_db import audit_group, db_group
 from okeguard.bot.cli_exceptions import exceptions_group
 from okeguard.bot.cli_findings import findings_group
@@ -93,6 +99,16 @@ cli.add_command(serve_command)
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: turns every user error into one line and exit code 2."""
+    try:
+        _main(argv)
+    except SystemExit as exc:
+        if argv is None:  # the okeguard program itself, not a caller in this process
+            code = exc.code
+            exit_without_freeing(code if isinstance(code, int) else 0 if code is None else 1)
+        raise
+
+
+def _main(argv: list[str] | None) -> None:
     try:
         cli.main(args=argv, prog_name="okeguard", standalone_mode=False)
     except click.exceptions.Exit as exc:

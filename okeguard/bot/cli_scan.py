@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from okeguard.bot.cli_context import EXIT_FINDINGS, CliContext, write_stdout
+from okeguard.bot.cli_context import EXIT_FINDINGS, CliContext, keep_until_exit, write_stdout
 from okeguard.bot.cli_findings import record_report
 from okeguard.errors import UsageError, one_line
 from okeguard.inventory.files import refuse_special_files
@@ -196,7 +196,7 @@ def scan_command(
             )
     else:
         with scan_progress("Scanning…", quiet=quiet):
-            report = run_scan(request)
+            report = run_scan(request, keep=keep_until_exit)
     scanned = report  # what --record records: recording applies the database's exceptions itself
     if waivers.waivers:
         report = apply_waivers(report, waivers.waivers, datetime.now(UTC))
@@ -228,6 +228,7 @@ def scan_command(
         recorded = record_report(scanned, config.database.url, cli_actor(config))
         if not quiet:
             click.echo(recorded.summary(), err=True)
+    keep_until_exit(report, scanned)
     if threshold is not None:
         from okeguard.checks.model import Severity
 
