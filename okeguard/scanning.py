@@ -51,6 +51,8 @@ class ScanReport:
     parts: tuple[ScanReport, ...] = ()
     # (cluster, one-line reason) of each cluster that could not be reached at all
     unreachable: tuple[tuple[str, str], ...] = ()
+    # With a --namespace filter: the namespaces the scanned input holds (None: not known)
+    namespaces_present: tuple[str, ...] | None = None
 
     @property
     def open_findings(self) -> list[Finding]:
@@ -182,7 +184,26 @@ def scan_inventory(
         objects_scanned=inventory.object_count,
         duration_seconds=time.perf_counter() - started,
         namespaces=tuple(namespaces),
+        namespaces_present=_namespaces_present(inventory) if namespaces else None,
     )
+
+
+def _namespaces_present(inventory: Inventory) -> tuple[str, ...]:
+    """The namespaces of the inventory's objects, and those its Namespace objects name."""
+    names = {obj.name for obj in inventory.objects.get("Namespace", ())}
+    for group in inventory.objects.values():
+        names.update(obj.namespace for obj in group if obj.namespace)
+    return tuple(sorted(names))
+
+
+def _merged_namespaces(reports: Sequence[ScanReport]) -> tuple[str, ...] | None:
+    """The namespaces present in any of ``reports`` (None when one of them does not know)."""
+    names: set[str] = set()
+    for report in reports:
+        if report.namespaces_present is None:
+            return None
+        names.update(report.namespaces_present)
+    return tuple(sorted(names))
 
 
 def merge_reports(reports: Sequence[ScanReport], source_type: str = "config") -> ScanReport:
@@ -219,6 +240,7 @@ def merge_reports(reports: Sequence[ScanReport], source_type: str = "config") ->
         namespaces=reports[0].namespaces,
         parts=tuple(p for r in reports for p in (r.parts or (r,))),
         unreachable=tuple(pair for r in reports for pair in r.unreachable),
+        namespaces_present=_merged_namespaces(reports),
     )
 
 

@@ -337,8 +337,8 @@ def scan_notes(
 
 
 def _absent_namespaces(report: ScanReport, namespaces: Sequence[str]) -> list[str]:
-    present = report.source.get("namespaces")
-    if present is None:  # the source does not say which namespaces it holds
+    present = report.namespaces_present
+    if present is None:  # the scan does not know which namespaces its input holds
         return []
     warnings = []
     for name in dict.fromkeys(namespaces):

@@ -10,6 +10,7 @@ the chart wherever the test runs.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -283,3 +284,15 @@ def test_a_namespace_or_check_that_cannot_apply_is_a_warning(run: Run, repo: Pat
     only_oci = run("scan", k8s, "--check", "oke.public-api-endpoint", "--fail-on", "low")
     assert only_oci.returncode == 0
     assert "--check oke.public-api-endpoint: not run" in only_oci.stderr
+
+
+def test_a_namespace_absent_from_a_cluster_snapshot_is_a_warning_too(run: Run) -> None:
+    # the demo's snapshots: whole clusters, whose namespaces come from their objects
+    absent = run("scan", "--demo", "--namespace", "kube-sytem", "-n", "checkout", "-o", os.devnull)
+    assert absent.returncode == 0, absent.stderr
+    assert absent.stderr.splitlines() == [
+        "okeguard: warning: --namespace kube-sytem: the input has nothing in this namespace "
+        "(did you mean 'kube-system'?)"
+    ]
+    empty = run("scan", "--demo", "--namespace", "kube-node-lease", "-o", os.devnull)
+    assert empty.returncode == 0 and empty.stderr == ""  # a Namespace object with nothing in it
