@@ -18,7 +18,7 @@ from okeguard.bot.cli_context import CliContext, confirm
 from okeguard.errors import OkeguardError, UsageError
 
 if TYPE_CHECKING:
-    from okeguard.audit.queries import FindingRef
+    from okeguard.audit.finding_ids import FindingRef
     from okeguard.checks.model import Finding
     from okeguard.config import Config
     from okeguard.inventory.model import Inventory
@@ -58,12 +58,13 @@ def locate_finding(
     config: Config, inventories: list[Inventory], ref: str
 ) -> tuple[Finding, Inventory]:
     """The one open finding ``ref`` names, by the rule every front door uses
-    (``okeguard.audit.queries.parse_finding_ref``: a fingerprint prefix of at least 6
-    characters, or ``CHECK:NAMESPACE/NAME``), with its inventory. ``UsageError`` otherwise,
+    (``okeguard.audit.finding_ids.parse_finding_ref``, which ``okeguard.audit.queries`` applies
+    to recorded findings: a fingerprint prefix of at least 6 characters, or
+    ``CHECK:NAMESPACE/NAME``), with its inventory. ``UsageError`` otherwise,
     suggesting close ids for an unknown one."""
     from datetime import UTC, datetime
 
-    from okeguard.audit.queries import parse_finding_ref
+    from okeguard.audit.finding_ids import parse_finding_ref
     from okeguard.scanning import scan_inventory
 
     wanted = parse_finding_ref(ref)
