@@ -1,7 +1,8 @@
 """Waivers applied to a scan report: the exceptions of the audit database and an ignore file.
 
 A :class:`Waiver` is a check id plus a resource selector (a part that is None or ``*`` matches
-anything), a reason and an expiry. A scan's waivers (:func:`scan_waivers`) come from:
+anything), a reason and an expiry. A scan's waivers (:func:`okeguard.scan_waivers.scan_waivers`)
+come from:
 
 * :func:`database_waivers`: the exceptions in force in the audit database (``okeguard
   exceptions add``), exactly those a recorded scan applies, read only when a database is
@@ -104,7 +105,7 @@ def database_waivers(url: str, now: datetime | None = None) -> list[Waiver]:
     Raises ``DatabaseError`` in one line when the database does not exist (it is never created
     here), has no schema or cannot be reached.
     """
-    waivers = _exceptions_in_force(url, now)
+    waivers = exceptions_in_force(url, now)
     if waivers is None:
         from okeguard.audit.db import DatabaseError, describe
 
@@ -115,7 +116,7 @@ def database_waivers(url: str, now: datetime | None = None) -> list[Waiver]:
     return waivers
 
 
-def _exceptions_in_force(url: str, now: datetime | None) -> list[Waiver] | None:
+def exceptions_in_force(url: str, now: datetime | None) -> list[Waiver] | None:
     """The exceptions in force, or None when there is no database (or schema) at ``url``."""
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -146,55 +147,6 @@ def _exceptions_in_force(url: str, now: datetime | None) -> list[Waiver] | None:
         )
         for rule in rules
     ]
-
-
-@dataclass(frozen=True)
-class ScanWaivers:
-    """The waivers a scan applies, and where they came from (for a line on stderr)."""
-
-    waivers: list[Waiver]
-    sources: list[str]
-
-    def summary(self, before: ScanReport, after: ScanReport) -> str:
-        """``waivers: 2 from .okeguard-ignore.yaml, 3 exceptions from the audit database;
-        4 findings exempt by them``."""
-        waived = after.count_by_status()["exempt"] - before.count_by_status()["exempt"]
-        return f"waivers: {', '.join(self.sources)}; {waived} finding(s) exempt by them"
-
-
-def scan_waivers(
-    config: Config,
-    *,
-    ignore_file: str | None = None,
-    scanned: Sequence[str] = (),
-    discover: bool = True,
-    now: datetime | None = None,
-) -> ScanWaivers:
-    """The waivers for a scan: the audit database's exceptions when one is configured (none
-    while it does not exist yet: it is never created here), then those of ``ignore_file``, else
-    of the one :func:`~okeguard.ignore_file.discover_ignore_file` finds for the ``scanned``
-    paths (when ``discover``). A finding matched by several is exempt by the first. Raises a one-line ``ConfigError`` for a bad file and ``DatabaseError`` for a
-    configured database that cannot be reached."""
-    from okeguard.ignore_file import discover_ignore_file, load_ignore_file
-
-    waivers: list[Waiver] = []
-    sources: list[str] = []
-    url = configured_database_url(config)
-    if url is not None:
-        exceptions = _exceptions_in_force(url, now)
-        if exceptions is None:  # not created yet (scan --record creates it): nothing excepted
-            from okeguard.audit.db import describe
-
-            sources.append(f"no audit database at {describe(url)} yet")
-        else:
-            waivers.extend(exceptions)
-            sources.append(f"{len(exceptions)} exception(s) from the audit database")
-    path = ignore_file or (discover_ignore_file(scanned) if discover else None)
-    if path is not None:
-        listed = load_ignore_file(path, now=now)
-        waivers.extend(listed)
-        sources.append(f"{len(listed)} from {path}")
-    return ScanWaivers(waivers, sources)
 
 
 # ---------------------------------------------------------------- applying them to a report

@@ -70,7 +70,6 @@ KNOWN_LAZY_CYCLES = (
         "okeguard.inventory.oci_clients",
     },
     {"okeguard.bot.slack.*"},
-    {"okeguard.waivers", "okeguard.ignore_file"},
 )
 
 

@@ -159,9 +159,10 @@ def scan_command(
     """
     from okeguard.bot.formats import renderer
     from okeguard.bot.progress import scan_progress
+    from okeguard.scan_waivers import scan_waivers
     from okeguard.scanning import gc_paused
     from okeguard.service import run_scan
-    from okeguard.waivers import apply_waivers, filter_severity, parse_severities, scan_waivers
+    from okeguard.waivers import apply_waivers, filter_severity, parse_severities
 
     verbose = apply_verbosity(verbose)
     refuse_special_files(config_path, kubeconfig)  # a FIFO or a device would hang the scan

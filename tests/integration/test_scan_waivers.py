@@ -20,9 +20,10 @@ from okeguard.audit.recording import record_scan
 from okeguard.checks.model import Severity, Status
 from okeguard.config import Config
 from okeguard.ignore_file import load_ignore_file
+from okeguard.scan_waivers import scan_waivers
 from okeguard.scanning import ScanReport
 from okeguard.service import ScanRequest, run_scan
-from okeguard.waivers import apply_waivers, database_waivers, scan_waivers
+from okeguard.waivers import apply_waivers, database_waivers
 from tests.helpers import deployment
 
 ROOT = "k8s.run-as-root"

@@ -25,15 +25,14 @@ from okeguard.ignore_file import (
     discover_ignore_file,
     load_ignore_file,
 )
+from okeguard.scan_waivers import ScanWaivers, scan_waivers
 from okeguard.scanning import ScanReport, merge_reports, scan_inventory
 from okeguard.waivers import (
-    ScanWaivers,
     Waiver,
     apply_waivers,
     configured_database_url,
     filter_severity,
     parse_severities,
-    scan_waivers,
 )
 from tests.helpers import NOW, deployment, inventory
 
