@@ -38,7 +38,7 @@ from okeguard.audit.models import AuditEvent
 from okeguard.audit.recording import record_scan
 from okeguard.config import Config
 from okeguard.inventory.snapshot import load_snapshot
-from okeguard.service import ScanReport, scan_inventory
+from okeguard.scanning import ScanReport, scan_inventory
 
 OUT = Path(__file__).parent / "out" / "w10000-seed20261127"
 PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
