@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from okeguard.bot.slack import blocks
-from okeguard.bot.slack.app import once
 from okeguard.bot.slack.commands import BY_NAME, SUBCOMMANDS, help_message, parse, usage_error
+from okeguard.bot.slack.delivery import once
 from okeguard.bot.slack.work import BOLT_KEY, BotContext, bot_context
 from okeguard.config import Config
 

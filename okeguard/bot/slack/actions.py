@@ -14,13 +14,13 @@ from datetime import UTC, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
 from okeguard.bot.slack import blocks
-from okeguard.bot.slack.app import once
 from okeguard.bot.slack.approval_flow import (
     decide_in_slack,
     may_request,
     request_fix_for,
     show_reconciled,
 )
+from okeguard.bot.slack.delivery import once
 from okeguard.bot.slack.people import actor_of
 from okeguard.bot.slack.replies import ephemeral, refuse, upload
 from okeguard.bot.slack.work import BotError, bot_context, finding_record, plan_live

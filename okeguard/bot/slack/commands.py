@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from okeguard.bot.slack import blocks, query_commands
-from okeguard.bot.slack.app import once
 from okeguard.bot.slack.approval_flow import request_fix_for
+from okeguard.bot.slack.delivery import once
 from okeguard.bot.slack.exception_commands import exceptions_command
 from okeguard.bot.slack.people import actor_of
 from okeguard.bot.slack.replies import post, upload

@@ -14,6 +14,7 @@ from okeguard.approval_policy import ApprovalRules, Person, slack_person
 from okeguard.audit import queries
 from okeguard.audit.models import ExceptionState
 from okeguard.bot.slack import blocks
+from okeguard.bot.slack.delivery import claim
 from okeguard.errors import UsageError
 from okeguard.exception_governance import (
     FAR_FUTURE,
@@ -40,8 +41,6 @@ def exceptions_command(
     ctx: BotContext, args: tuple[str, ...], body: dict[str, Any]
 ) -> blocks.Message:
     """Answer ``/okeguard exceptions …``: a message only the asker sees."""
-    from okeguard.bot.slack.app import claim
-
     action = args[0].lower() if args else "list"
     if action == "list":
         return _list(ctx)
