@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from json.encoder import encode_basestring
-from typing import Any, Protocol, cast
+from typing import Any, NamedTuple, Protocol, cast
 
 from sqlalchemy import Table, func, select, text
 from sqlalchemy.orm import Session
@@ -98,57 +98,54 @@ def _hash_text(prev_hash: str, record_json: str) -> str:
     return digest.hexdigest()
 
 
-def _parsed_record_json(
-    event_id: int,
-    stamp: str,
-    actor: str,
-    action: str,
-    subject_type: str,
-    subject_id: str,
-    text_payload: str,
-) -> str:
+class _Fields(NamedTuple):
+    """What an event's hashed record holds, its payload as canonical JSON."""
+
+    event_id: int
+    stamp: str
+    actor: str
+    action: str
+    subject_type: str
+    subject_id: str
+    text_payload: str
+
+
+def _parsed_record_json(fields: _Fields) -> str:
     """``canonical_json`` of the event's record as :func:`event_record` builds it (the payload
     parsed from its JSON)."""
     record = {
-        "id": event_id,
-        "at": stamp,
-        "actor": actor,
-        "action": action,
-        "subject_type": subject_type,
-        "subject_id": subject_id,
-        "payload": json.loads(text_payload),
+        "id": fields.event_id,
+        "at": fields.stamp,
+        "actor": fields.actor,
+        "action": fields.action,
+        "subject_type": fields.subject_type,
+        "subject_id": fields.subject_id,
+        "payload": json.loads(fields.text_payload),
     }
     return canonical_json(record)
 
 
-def _record_json(
-    event_id: int,
-    stamp: str,
-    actor: str,
-    action: str,
-    subject_type: str,
-    subject_id: str,
-    text_payload: str,
-) -> str:
+def _record_json(fields: _Fields) -> str:
     """:func:`_parsed_record_json` without parsing the payload and encoding it again: the same
     text when every key in the payload is a string (:func:`_string_keys`), since the payload's
     canonical JSON then reads back to itself."""
+    event_id = fields.event_id
     return "".join(
         (
             '{"action":',
-            _json_string(action),
+            _json_string(fields.action),
             ',"actor":',
-            _json_string(actor),
+            _json_string(fields.actor),
             ',"at":',
-            _json_string(stamp),
+            _json_string(fields.stamp),
             ',"id":',
             str(event_id) if type(event_id) is int else canonical_json(event_id),
             ',"payload":',
-            text_payload,
+            fields.text_payload,
             ',"subject_id":',
-            _json_string(subject_id),
+            _json_string(fields.subject_id),
             ',"subject_type":',
-            _json_string(subject_type),
+            _json_string(fields.subject_type),
             "}",
         )
     )
@@ -264,8 +261,8 @@ def append_events(
     for actor, action, (subject_type, subject_id), payload in events:
         prev_id += 1
         text_payload = canonical_json(dict(payload))
-        fields = (prev_id, stamp, actor, action, subject_type, str(subject_id), text_payload)
-        record = _record_json(*fields) if _string_keys(payload) else _parsed_record_json(*fields)
+        fields = _Fields(prev_id, stamp, actor, action, subject_type, str(subject_id), text_payload)
+        record = _record_json(fields) if _string_keys(payload) else _parsed_record_json(fields)
         digest = _hash_text(prev_hash, record)
         rows.append(
             {

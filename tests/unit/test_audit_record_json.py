@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from okeguard.audit.chain import (
+    _Fields,
     _parsed_record_json,
     _record_json,
     _string_keys,
@@ -44,9 +45,9 @@ def test_the_record_built_from_the_payload_s_json_is_the_parsed_one(
     payload: dict[str, Any], actor: str, action: str, subject_id: str
 ) -> None:
     assert _string_keys(payload)
-    fields = (7, "2026-12-05T10:00:00.000001+00:00", actor, action, "finding", subject_id)
-    text = canonical_json(payload)
-    assert _record_json(*fields, text) == _parsed_record_json(*fields, text)
+    stamp = "2026-12-05T10:00:00.000001+00:00"
+    fields = _Fields(7, stamp, actor, action, "finding", subject_id, canonical_json(payload))
+    assert _record_json(fields) == _parsed_record_json(fields)
 
 
 def test_a_payload_with_keys_that_are_not_strings_takes_the_parsed_way() -> None:
@@ -55,6 +56,6 @@ def test_a_payload_with_keys_that_are_not_strings_takes_the_parsed_way() -> None
     assert not _string_keys(payload)
     assert not _string_keys({"x": [{"y": 1}, {True: 2}]})
     assert _string_keys({"x": [{"y": 1}, ("z", {"w": None})]})
-    fields = (1, "2026-12-05T10:00:00.000000+00:00", "a", "b", "c", "d")
-    text = canonical_json(payload)
-    assert _record_json(*fields, text) != _parsed_record_json(*fields, text)
+    stamp = "2026-12-05T10:00:00.000000+00:00"
+    fields = _Fields(1, stamp, "a", "b", "c", "d", canonical_json(payload))
+    assert _record_json(fields) != _parsed_record_json(fields)
