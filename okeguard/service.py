@@ -108,9 +108,7 @@ def _run_scan(request: ScanRequest, keep: Callable[[Inventory], object] | None) 
     inventory = load_inventory(request)
     if request.kubeconfig and request.context is None:
         inventory = _with_kubeconfig(inventory, request.kubeconfig)
-    if keep is not None:
-        keep(inventory)
-    return scan_inventory(
+    report = scan_inventory(
         inventory,
         request.config,
         checks=request.checks,
@@ -118,6 +116,9 @@ def _run_scan(request: ScanRequest, keep: Callable[[Inventory], object] | None) 
         now=request.now or datetime.now(UTC),
         started=started,
     )
+    if keep is not None:
+        keep(inventory)
+    return report
 
 
 def _run_demo(request: ScanRequest) -> ScanReport:

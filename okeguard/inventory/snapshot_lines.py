@@ -39,7 +39,7 @@ from okeguard.inventory.model import K8sObject
 from okeguard.inventory.normalize import NotAnObject, identify
 from okeguard.inventory.validate import admit
 
-RANGE_BYTES = 1 << 20  # the worker's part is cut into ranges of about this size, at line ends
+RANGE_BYTES = 8 << 20  # the worker's part is cut into ranges of about this size, at line ends
 # The worker's share of the file: this process decodes the worker's lines at about 40% of the
 # cost of admitting them, so with one worker both finish together when the worker takes ~60%.
 WORKER_SHARE = 0.6
