@@ -19,6 +19,8 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from okeguard.errors import InputError
 from okeguard.inventory import parallel, snapshot_lines
@@ -285,3 +287,58 @@ def test_with_another_thread_running_the_worker_is_started_from_a_server(
         stop.set()
         thread.join()
     assert _view(shortcut) == _view(ordinary)
+
+
+_LINES = st.sampled_from(
+    [
+        orjson.dumps(_deployment(1)),
+        orjson.dumps(_deployment(2)) + b"\r",
+        json.dumps(_deployment(3)).encode(),
+        orjson.dumps(_plant_wrong()),
+        orjson.dumps({"apiVersion": "v1", "kind": "Widget", "metadata": {"name": "w"}}),
+        orjson.dumps({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}}),
+        orjson.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": "c"},
+                "data": {"app.properties": f"password={SECRET}"},
+            }
+        ),
+        orjson.dumps({"apiVersion": "v1", "kind": "Pod"}),  # no name: an error
+        b"",
+        b" \t",
+        b"{not json",
+        b"\x00\x01",
+        "ünïcode: \u2028".encode(),
+        b"[1, 2]",
+    ]
+)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(body=st.lists(_LINES, min_size=1, max_size=40), final_newline=st.booleans())
+def test_any_snapshot_reads_the_same_with_a_worker(
+    tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    body: list[bytes],
+    final_newline: bool,
+) -> None:
+    monkeypatch.setattr(snapshot_lines, "RANGE_BYTES", 64)
+    path = _write(tmp_path_factory.mktemp("s") / "s.jsonl", _lines(0) + body, final_newline)
+
+    def outcome(with_worker: bool) -> Any:
+        try:
+            return _view(_read(monkeypatch, path, with_worker))
+        except InputError as exc:
+            return str(exc)
+
+    ordinary = outcome(False)
+    monkeypatch.setattr(parallel, "ProcessPoolExecutor", _CountingPool)
+    _CountingPool.started = 0
+    assert outcome(True) == ordinary
+    assert SECRET not in repr(ordinary)
+    if len(body) > 8 and sum(map(len, body)) > 512:  # ranges enough for a worker's part
+        assert _CountingPool.started == 1
