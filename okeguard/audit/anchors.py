@@ -17,8 +17,9 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from okeguard.audit.chain import GENESIS_HASH, append_event
+from okeguard.audit.chain import append_event
 from okeguard.audit.models import AuditEvent
+from okeguard.audit.records import GENESIS_HASH
 from okeguard.errors import UsageError
 
 log = logging.getLogger(__name__)

@@ -13,13 +13,10 @@ passes; and neither shows that the newest rows were deleted: anchors (``anchors.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from json.encoder import encode_basestring
-from typing import Any, NamedTuple, Protocol, cast
+from typing import Any, cast
 
 from sqlalchemy import Table, func, select, text
 from sqlalchemy.orm import Session
@@ -27,147 +24,25 @@ from sqlalchemy.orm import Session
 from okeguard.audit.bulk import bulk_insert
 from okeguard.audit.keys import AuditKeyError, KeyRing, MacCheck, audit_keys
 from okeguard.audit.models import AuditEvent
+from okeguard.audit.records import (
+    GENESIS_HASH,
+    EventRow,
+    RecordFields,
+    canonical_json,
+    event_hash,
+    event_record,
+    hash_text,
+    parsed_record_json,
+    record_json,
+    string_keys,
+    timestamp,
+)
 from okeguard.audit.types import utcnow
 
-GENESIS_HASH = "0" * 64
 # Arbitrary constant naming the PostgreSQL advisory lock that serialises appends.
 AUDIT_LOCK_KEY = 0x6F6B6567_75617264 & 0x7FFFFFFFFFFFFFFF
 
 Subject = tuple[str, str | int]
-
-
-def canonical_json(value: Any) -> str:
-    """JSON with sorted keys, compact separators and no ASCII escaping (hashed as UTF-8)."""
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    )
-
-
-def _timestamp(at: datetime) -> str:
-    return at.astimezone(UTC).isoformat(timespec="microseconds")
-
-
-class EventRow(Protocol):
-    """An audit event as stored: an :class:`AuditEvent`, or a row of its columns."""
-
-    @property
-    def id(self) -> int: ...
-    @property
-    def at(self) -> datetime: ...
-    @property
-    def actor(self) -> str: ...
-    @property
-    def action(self) -> str: ...
-    @property
-    def subject_type(self) -> str: ...
-    @property
-    def subject_id(self) -> str: ...
-    @property
-    def payload(self) -> str: ...
-    @property
-    def prev_hash(self) -> str: ...
-    @property
-    def hash(self) -> str: ...
-    @property
-    def mac(self) -> str | None: ...
-
-
-def event_record(event: EventRow) -> dict[str, Any]:
-    """The hashed content of an event, as a JSON-ready dict (payload parsed)."""
-    return {
-        "id": event.id,
-        "at": _timestamp(event.at),
-        "actor": event.actor,
-        "action": event.action,
-        "subject_type": event.subject_type,
-        "subject_id": event.subject_id,
-        "payload": json.loads(event.payload),
-    }
-
-
-def event_hash(prev_hash: str, record: Mapping[str, Any]) -> str:
-    """SHA-256 (hex) over ``prev_hash`` followed by the canonical JSON of ``record``."""
-    digest = hashlib.sha256(prev_hash.encode("ascii"))
-    digest.update(canonical_json(record).encode("utf-8"))
-    return digest.hexdigest()
-
-
-def _hash_text(prev_hash: str, record_json: str) -> str:
-    digest = hashlib.sha256(prev_hash.encode("ascii"))
-    digest.update(record_json.encode("utf-8"))
-    return digest.hexdigest()
-
-
-class _Fields(NamedTuple):
-    """What an event's hashed record holds, its payload as canonical JSON."""
-
-    event_id: int
-    stamp: str
-    actor: str
-    action: str
-    subject_type: str
-    subject_id: str
-    text_payload: str
-
-
-def _parsed_record_json(fields: _Fields) -> str:
-    """``canonical_json`` of the event's record as :func:`event_record` builds it (the payload
-    parsed from its JSON)."""
-    record = {
-        "id": fields.event_id,
-        "at": fields.stamp,
-        "actor": fields.actor,
-        "action": fields.action,
-        "subject_type": fields.subject_type,
-        "subject_id": fields.subject_id,
-        "payload": json.loads(fields.text_payload),
-    }
-    return canonical_json(record)
-
-
-def _record_json(fields: _Fields) -> str:
-    """:func:`_parsed_record_json` without parsing the payload and encoding it again: the same
-    text when every key in the payload is a string (:func:`_string_keys`), since the payload's
-    canonical JSON then reads back to itself."""
-    event_id = fields.event_id
-    return "".join(
-        (
-            '{"action":',
-            _json_string(fields.action),
-            ',"actor":',
-            _json_string(fields.actor),
-            ',"at":',
-            _json_string(fields.stamp),
-            ',"id":',
-            str(event_id) if type(event_id) is int else canonical_json(event_id),
-            ',"payload":',
-            fields.text_payload,
-            ',"subject_id":',
-            _json_string(fields.subject_id),
-            ',"subject_type":',
-            _json_string(fields.subject_type),
-            "}",
-        )
-    )
-
-
-def _json_string(value: Any) -> str:
-    """``canonical_json(value)``, fast for a string (json's own encoder for strings)."""
-    return encode_basestring(value) if isinstance(value, str) else canonical_json(value)
-
-
-_SCALARS = frozenset((str, int, float, bool, type(None)))
-
-
-def _string_keys(value: Any) -> bool:
-    """True when every mapping in ``value`` (nested in mappings and lists) has only str keys."""
-    if type(value) is dict or isinstance(value, Mapping):
-        for key, item in value.items():
-            if type(key) is not str or (type(item) not in _SCALARS and not _string_keys(item)):
-                return False
-    elif isinstance(value, (list, tuple)):
-        return all(type(item) in _SCALARS or _string_keys(item) for item in value)
-    return True
 
 
 def lock_chain(session: Session) -> None:
@@ -256,14 +131,16 @@ def append_events(
     session.flush()
     prev_id, prev_hash = _locked_head(session, keys)
     when = (at or utcnow()).astimezone(UTC)
-    stamp = _timestamp(when)
+    stamp = timestamp(when)
     rows = []
     for actor, action, (subject_type, subject_id), payload in events:
         prev_id += 1
         text_payload = canonical_json(dict(payload))
-        fields = _Fields(prev_id, stamp, actor, action, subject_type, str(subject_id), text_payload)
-        record = _record_json(fields) if _string_keys(payload) else _parsed_record_json(fields)
-        digest = _hash_text(prev_hash, record)
+        fields = RecordFields(
+            prev_id, stamp, actor, action, subject_type, str(subject_id), text_payload
+        )
+        record = record_json(fields) if string_keys(payload) else parsed_record_json(fields)
+        digest = hash_text(prev_hash, record)
         rows.append(
             {
                 "id": prev_id,

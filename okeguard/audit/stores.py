@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from okeguard.audit.chain import append_event, canonical_json
+from okeguard.audit.chain import append_event
 from okeguard.audit.models import (
     ExceptionRule,
     ExceptionState,
@@ -24,6 +24,7 @@ from okeguard.audit.models import (
     RemediationRequest,
     RequestState,
 )
+from okeguard.audit.records import canonical_json
 from okeguard.audit.types import utcnow
 from okeguard.errors import OkeguardError
 

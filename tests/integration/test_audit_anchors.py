@@ -25,14 +25,12 @@ from sqlalchemy import select, text
 
 from okeguard.audit.anchors import Anchor, check_anchors, head_anchor, record_anchor
 from okeguard.audit.chain import (
-    GENESIS_HASH,
     MAC_MISSING,
     MAC_WRONG,
     ChainBreak,
     append_event,
     append_events,
     check_chain,
-    event_hash,
 )
 from okeguard.audit.keys import (
     NO_KEYS,
@@ -42,6 +40,7 @@ from okeguard.audit.keys import (
     audit_keys,
 )
 from okeguard.audit.models import AuditEvent, Base
+from okeguard.audit.records import GENESIS_HASH, event_hash
 from okeguard.audit.seal import SEALED_ACTION, SealRefused, seal_chain
 from okeguard.audit.trust import verify_trail
 from okeguard.logs import configure_logging
@@ -81,7 +80,7 @@ def _iso(value: Any) -> str:
 
 
 def _record(row: dict[str, Any], payload: str | None = None) -> dict[str, Any]:
-    """The hashed content of a raw row, exactly as chain.event_record builds it."""
+    """The hashed content of a raw row, exactly as records.event_record builds it."""
     return {
         "id": row["id"],
         "at": _iso(row["at"]),

@@ -9,15 +9,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select, text
 
-from okeguard.audit.chain import (
-    GENESIS_HASH,
-    append_event,
-    canonical_json,
-    chain_length,
-    event_hash,
-    verify_chain,
-)
+from okeguard.audit.chain import append_event, chain_length, verify_chain
 from okeguard.audit.models import AuditEvent, RemediationRequest
+from okeguard.audit.records import GENESIS_HASH, canonical_json, event_hash
 from okeguard.audit.stores import create_request
 from tests.integration.database import Database
 

@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 from sqlalchemy import Text, cast, insert, select
 
-from okeguard.audit.chain import append_event, append_events, canonical_json, check_chain
+from okeguard.audit.chain import append_event, append_events, check_chain
 from okeguard.audit.keys import AuditKey, KeyRing
 from okeguard.audit.models import AuditEvent, FindingRecord, Scan
 from okeguard.audit.recording import _insert_findings
+from okeguard.audit.records import canonical_json
 from tests.integration.database import Database
 
 # Not UTC, and with microseconds: both must come out as SQLAlchemy's UTCDateTime stores them.

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from okeguard.audit.chain import GENESIS_HASH, canonical_json, event_hash
 from okeguard.audit.db import default_database_path, describe, display_url, resolve_url
 from okeguard.audit.models import RequestState
+from okeguard.audit.records import GENESIS_HASH, canonical_json, event_hash
 from okeguard.audit.stores import ALLOWED_TRANSITIONS, plan_hash
 from okeguard.audit.types import UTCDateTime
 from okeguard.bot.cli_db import parse_since

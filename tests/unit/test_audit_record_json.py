@@ -8,12 +8,12 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from okeguard.audit.chain import (
-    _Fields,
-    _parsed_record_json,
-    _record_json,
-    _string_keys,
+from okeguard.audit.records import (
+    RecordFields,
     canonical_json,
+    parsed_record_json,
+    record_json,
+    string_keys,
 )
 
 _text = st.text(st.characters(blacklist_categories=["Cs"]), max_size=12)
@@ -44,18 +44,18 @@ _payloads = st.dictionaries(
 def test_the_record_built_from_the_payload_s_json_is_the_parsed_one(
     payload: dict[str, Any], actor: str, action: str, subject_id: str
 ) -> None:
-    assert _string_keys(payload)
+    assert string_keys(payload)
     stamp = "2026-12-05T10:00:00.000001+00:00"
-    fields = _Fields(7, stamp, actor, action, "finding", subject_id, canonical_json(payload))
-    assert _record_json(fields) == _parsed_record_json(fields)
+    fields = RecordFields(7, stamp, actor, action, "finding", subject_id, canonical_json(payload))
+    assert record_json(fields) == parsed_record_json(fields)
 
 
 def test_a_payload_with_keys_that_are_not_strings_takes_the_parsed_way() -> None:
     # 10 sorts before 9 as a number but after it as the string a stored payload reads back as
     payload = {"n": {10: "a", 9: "b"}}
-    assert not _string_keys(payload)
-    assert not _string_keys({"x": [{"y": 1}, {True: 2}]})
-    assert _string_keys({"x": [{"y": 1}, ("z", {"w": None})]})
+    assert not string_keys(payload)
+    assert not string_keys({"x": [{"y": 1}, {True: 2}]})
+    assert string_keys({"x": [{"y": 1}, ("z", {"w": None})]})
     stamp = "2026-12-05T10:00:00.000000+00:00"
-    fields = _Fields(1, stamp, "a", "b", "c", "d", canonical_json(payload))
-    assert _record_json(fields) != _parsed_record_json(fields)
+    fields = RecordFields(1, stamp, "a", "b", "c", "d", canonical_json(payload))
+    assert record_json(fields) != parsed_record_json(fields)
