@@ -24,6 +24,7 @@ the ordinary way.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -38,6 +39,8 @@ from okeguard.inventory.files import open_regular_file
 from okeguard.inventory.model import K8sObject
 from okeguard.inventory.normalize import NotAnObject, identify
 from okeguard.inventory.validate import admit
+
+log = logging.getLogger(__name__)
 
 RANGE_BYTES = 8 << 20  # the worker's part is cut into ranges of about this size, at line ends
 # The worker's share of the file: this process decodes the worker's lines at about 40% of the
@@ -135,7 +138,9 @@ def admit_lines(
         number = _admit_first_part(stream, split[0][0] - start, add)
         _admit_second_part(stream, found, add, split, futures, key, number)
         finished = True
-    except _Changed:
+    except _Changed as exc:
+        why = "a worker could not read it" if exc.__cause__ is not None else "it changed"
+        log.warning("%s: %s while it was read; reading it again in this process", path, why)
         stream.seek(start)
         return False
     finally:

@@ -166,7 +166,10 @@ def test_an_error_in_the_worker_s_part_names_the_same_line(
 
 
 def test_a_file_changed_under_the_read_is_read_again_the_ordinary_way(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, small_ranges: None
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    small_ranges: None,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     lines = _lines(400)
     path = _write(tmp_path / "s.jsonl", lines)
@@ -188,7 +191,11 @@ def test_a_file_changed_under_the_read_is_read_again_the_ordinary_way(
         return number
 
     monkeypatch.setattr(snapshot_lines, "_admit_first_part", then_rewrite)
-    inventory = _read(monkeypatch, path, with_worker=True)
+    with caplog.at_level("WARNING"):
+        inventory = _read(monkeypatch, path, with_worker=True)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{path}: it changed while it was read; reading it again in this process"
+    ]
     monkeypatch.setattr(snapshot_lines, "_admit_first_part", first_part)
     assert _view(inventory) == _view(_read(monkeypatch, path, with_worker=False))
     assert SECRET not in repr(_view(inventory))
