@@ -301,13 +301,13 @@ class Config(_Strict):
 
     @model_validator(mode="after")
     def _access(self) -> Config:
-        # Remediation ids are what planners register, and listing them imports every
-        # remediation module: only a file that scopes approvers by remediation needs them.
+        # Remediation ids are those the checks name; only a file that scopes approvers by
+        # remediation needs them (listing them loads the check catalogue).
         remediations: list[str] = []
         if self.slack.approvers_by_remediation:
-            from okeguard.remediations.planners import PLANNERS
+            from okeguard.checks.registry import remediation_ids
 
-            remediations = PLANNERS.names()
+            remediations = remediation_ids()
         check_access(self.slack, self.cli, [c.name for c in self.clusters], remediations)
         return self
 

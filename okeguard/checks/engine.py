@@ -8,12 +8,15 @@ from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import chain
+from typing import TYPE_CHECKING
 
 from okeguard.checks.model import Finding, ResourceRef, Severity, Status, fingerprint
 from okeguard.checks.registry import CheckContext, CheckSpec, Hit, all_checks
-from okeguard.config import Config
 from okeguard.errors import one_line
 from okeguard.inventory.model import Inventory, K8sObject
+
+if TYPE_CHECKING:
+    from okeguard.config import Config
 
 EXEMPT_ANNOTATION = "okeguard.io/exempt"
 EXEMPT_REASON_ANNOTATION = "okeguard.io/exempt-reason"

@@ -12,13 +12,18 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from okeguard.checks.model import ResourceRef, Severity, Status
-from okeguard.config import Config
 from okeguard.inventory.model import Container, Inventory, K8sObject, Workload, is_windows
 
+if TYPE_CHECKING:
+    from okeguard.config import Config
+
 T = TypeVar("T")
+
+# The remediation of a check that has no planner: people follow the docs.
+GUIDANCE = "guidance"
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +117,7 @@ def check(
     title: str,
     practice: str | tuple[str, ...],
     severity: Severity,
-    remediation: str = "guidance",
+    remediation: str = GUIDANCE,
     reads: tuple[str, ...] = (),
     whole_cluster: bool = False,
     oci: bool = False,
@@ -149,6 +154,12 @@ def all_checks() -> list[CheckSpec]:
     import okeguard.checks.catalogue  # noqa: F401  (registers the checks)
 
     return sorted(_REGISTRY.values(), key=lambda spec: spec.id)
+
+
+def remediation_ids() -> list[str]:
+    """The remediations the checks name (a planner registers each; ``test_planner_coverage``
+    keeps the two lists equal), without importing the remediation modules."""
+    return sorted({spec.remediation for spec in all_checks()} - {GUIDANCE})
 
 
 def get_check(check_id: str) -> CheckSpec | None:

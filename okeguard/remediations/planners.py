@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from okeguard.checks.model import Finding
+from okeguard.checks.registry import GUIDANCE
 from okeguard.config import RemediationConfig
 from okeguard.inventory.model import Inventory
 from okeguard.remediations.plan import Plan, PlanError
@@ -16,7 +17,6 @@ from okeguard.remediations.registry import Registry, load_catalogue
 
 Planner = Callable[[Finding, Inventory, RemediationConfig, str], Plan]
 
-GUIDANCE = "guidance"  # the remediation of checks that have no planner: people follow the docs
 
 # remediation id -> planner; filled by ``@planner`` in the modules ``catalogue.py`` imports
 PLANNERS: Registry[Planner] = Registry("remediation", load=load_catalogue)

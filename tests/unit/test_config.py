@@ -151,13 +151,21 @@ def test_unknown_cluster_name_suggests(tmp_path: Path) -> None:
         config.cluster("shop-prd")
 
 
-def test_loading_a_configuration_imports_no_remediation_module(tmp_path: Path) -> None:
-    """Only ``slack.approvers_by_remediation`` needs the remediation ids; every other file is
-    validated without importing the planners (which import every remediation module)."""
+@pytest.mark.parametrize(
+    "text",
+    [
+        "exposure: public\n",
+        "slack:\n  approvers: {groups: [S0SRE]}\n"
+        "  approvers_by_remediation:\n    rotate-secret: {groups: [S0SECRETS]}\n",
+    ],
+)
+def test_loading_a_configuration_imports_no_remediation_module(tmp_path: Path, text: str) -> None:
+    """Remediation ids (for ``slack.approvers_by_remediation``) are read from the checks that
+    name them, so no file makes loading import the planners and every remediation module."""
     import subprocess
     import sys
 
-    path = write(tmp_path, "exposure: public\n")
+    path = write(tmp_path, text)
     code = (
         "import sys; from okeguard.config import load_config; load_config(sys.argv[1]); "
         "print(sorted(m for m in sys.modules if m.startswith('okeguard.remediations.')))"
