@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -84,16 +86,28 @@ def test_a_dead_worker_leaves_the_rest_to_this_process() -> None:
     assert values == list(range(12))
 
 
+_START_METHODS = """\
+import threading
+from okeguard.inventory import parallel
+alone = parallel._context().get_start_method()
+stop = threading.Event()
+thread = threading.Thread(target=stop.wait)
+thread.start()
+beside = parallel._context().get_start_method()
+stop.set()
+thread.join()
+print(alone, beside, parallel._context().get_start_method())
+"""
+
+
 def test_workers_are_not_forked_while_another_thread_runs() -> None:
-    stop = threading.Event()
-    thread = threading.Thread(target=stop.wait)
-    thread.start()
-    try:
+    # in a process of its own: a test run may leave threads of its own running in this one
+    done = subprocess.run(
+        [sys.executable, "-c", _START_METHODS], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.split() == ["fork", "forkserver", "fork"]
+    if threading.active_count() > 1:
         assert parallel._context().get_start_method() != "fork"
-    finally:
-        stop.set()
-        thread.join()
-    assert parallel._context().get_start_method() == "fork"
 
 
 def test_with_another_thread_running_the_workers_still_read_everything_in_order() -> None:
